@@ -1,0 +1,1 @@
+"""Backends: one module per URI scheme behind the small protocol in ``streamkit.backends.base``."""
