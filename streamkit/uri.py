@@ -151,7 +151,7 @@ def _parse_port(text: str, piece: str, original: str) -> int:
 def _redact_text(text: str) -> str:
     if "@" in text and "://" in text:
         scheme, rest = text.split("://", 1)
-        cred, at, tail = rest.rpartition("@")
+        cred, _, tail = rest.rpartition("@")
         user = cred.split(":", 1)[0]
         return f"{scheme}://{user}:***@{tail}" if ":" in cred else text
     return text

@@ -82,7 +82,7 @@ class ConsumerOptions:
     claim_idle: float | None = field(default=None, metadata=_flag("--claim-idle"))
     """Seconds after which another member's pending entries are claimed (load-balanced)."""
     on_invalid: str = field(default="fail", metadata=_flag("--on-invalid"))
-    """Line input only: ``fail`` (exit 3), ``skip`` (warn, count) or ``raw`` (whole line as payload)."""
+    """Line input only: ``fail`` (exit 3), ``skip`` (warn, count), ``raw`` (line = payload)."""
     no_meta: bool = field(default=False, metadata=_flag("--no-meta"))
     """Line input only: every line is a raw payload, even one starting with ``[``."""
     input_format: str = field(default="line", metadata=_flag("--input-format"))
@@ -165,7 +165,7 @@ class Producer(abc.ABC):
 
     @abc.abstractmethod
     async def send_many(self, items: Sequence[Payload]) -> None:
-        """Queue a batch for writing. Returns when the batch is accepted (not necessarily durable)."""
+        """Queue a batch for writing; returns once accepted (not necessarily durable)."""
 
     async def send(self, item: Payload) -> None:
         await self.send_many((item,))
