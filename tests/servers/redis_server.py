@@ -1,0 +1,1 @@
+"""Fixtures for a private redis_server (filled in by its backend work)."""
