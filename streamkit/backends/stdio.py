@@ -1,0 +1,388 @@
+"""The stdio backend: the line format on stdin and stdout.
+
+One process has one stdin and one stdout, so every stdio streamer in a process shares one
+``_StdinHub`` (reads big chunks, decodes them, routes messages to consumers by key and group)
+and one ``_StdoutWriter`` (one ``write`` per batch, sequence counters per key shared by all
+producers, as SeaStreamer does).
+
+Routing (spec/line-format.md): a consumer with keys receives lines of those keys and every
+``broadcast`` line; a consumer without keys receives everything. Consumers in one group share
+messages round-robin by sequence number; consumers in different groups (or none) each get all.
+
+Reading is pull-based: a chunk is read only when a consumer has nothing buffered, so a slow
+output slows the reader (backpressure through the pipe). Pipes and terminals are read in
+non-blocking mode through the event loop, so ``stop()`` (SIGTERM) never waits on a blocked read;
+regular files are read directly.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import fcntl
+import os
+import select
+import stat
+import sys
+from collections.abc import Callable, Sequence
+
+from streamkit.backends.base import (
+    ConnectOptions,
+    Consumer,
+    ConsumerOptions,
+    Payload,
+    Producer,
+    ProducerOptions,
+    Streamer,
+    reject_unsupported,
+)
+from streamkit.errors import EndOfStream, UsageError
+from streamkit.formats.jsonl import JsonLineDecoder, encode_json_lines
+from streamkit.formats.line import LineDecoder, encode_lines
+from streamkit.message import BROADCAST, Message, now_ms
+from streamkit.uri import StreamUri
+
+__all__ = ["StdioConsumer", "StdioProducer", "StdioStreamer", "open_streamer"]
+
+CHUNK_SIZE = 1 << 20
+
+
+def _warn(text: str) -> None:
+    sys.stderr.write(f"streamkit: {text}\n")
+
+
+class _StdinHub:
+    """The one reader of fd 0 in this process, shared by every stdio consumer."""
+
+    def __init__(self, fd: int = 0) -> None:
+        self.fd = fd
+        self.consumers: list[StdioConsumer] = []
+        self.decoder: LineDecoder | JsonLineDecoder | None = None
+        self.decoder_options: tuple[str, str, bool] | None = None
+        self.eof = False
+        self.stopped = asyncio.Event()
+        self._lock = asyncio.Lock()
+        self._pollable: bool | None = None
+        self._saved_flags: int | None = None
+
+    def configure(self, options: ConsumerOptions) -> None:
+        wanted = (options.input_format, options.on_invalid, options.no_meta)
+        if self.decoder_options is not None and self.decoder_options != wanted:
+            raise UsageError(
+                "all stdio consumers of one process must use the same "
+                "--input-format, --on-invalid and --no-meta",
+                "stdio:///",
+            )
+        if self.decoder is None:
+            if options.input_format == "json":
+                self.decoder = JsonLineDecoder("<stdin>", on_invalid=options.on_invalid, warn=_warn)
+            elif options.input_format == "line":
+                self.decoder = LineDecoder(
+                    "<stdin>", on_invalid=options.on_invalid, no_meta=options.no_meta, warn=_warn
+                )
+            else:
+                raise UsageError(
+                    f"unknown input format {options.input_format!r}: use line or json",
+                    "--input-format",
+                )
+            self.decoder_options = wanted
+
+    def _setup(self) -> None:
+        if self._pollable is not None:
+            return
+        mode = os.fstat(self.fd).st_mode
+        self._pollable = stat.S_ISFIFO(mode) or stat.S_ISSOCK(mode) or stat.S_ISCHR(mode)
+        if self._pollable:
+            flags = fcntl.fcntl(self.fd, fcntl.F_GETFL)
+            if not flags & os.O_NONBLOCK:
+                self._saved_flags = flags
+                fcntl.fcntl(self.fd, fcntl.F_SETFL, flags | os.O_NONBLOCK)
+
+    def restore(self) -> None:
+        """Give stdin back to the shell in the mode we found it."""
+        if self._saved_flags is not None:
+            try:
+                fcntl.fcntl(self.fd, fcntl.F_SETFL, self._saved_flags)
+            except OSError:
+                pass
+            self._saved_flags = None
+
+    async def _read(self) -> bytes | None:
+        """One chunk; b'' at EOF; None when stopped while waiting for data."""
+        self._setup()
+        loop = asyncio.get_running_loop()
+        while True:
+            try:
+                return os.read(self.fd, CHUNK_SIZE)
+            except BlockingIOError:
+                pass
+            if self.stopped.is_set():
+                return None
+            readable: asyncio.Future[None] = loop.create_future()
+            loop.add_reader(self.fd, _resolve, readable)
+            stop_wait = asyncio.ensure_future(self.stopped.wait())
+            try:
+                await asyncio.wait((readable, stop_wait), return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                loop.remove_reader(self.fd)
+                stop_wait.cancel()
+
+    async def pump(self, caller: StdioConsumer) -> None:
+        """Read and route one chunk (or mark EOF); only one consumer reads at a time.
+
+        After ``stop()`` nothing new is read: a partial last line is dropped, complete lines
+        already read were routed when their chunk arrived.
+        """
+        async with self._lock:
+            if self.eof or caller._pending:
+                return
+            if self.stopped.is_set():
+                self.eof = True
+                return
+            assert self.decoder is not None
+            data = await self._read()
+            if data is None:
+                self.eof = True
+                return
+            if data:
+                messages = self.decoder.feed(data)
+            else:
+                self.eof = True
+                messages = self.decoder.finish()
+            if messages:
+                self.route(messages, self.decoder.broadcast)
+
+    def route(self, messages: list[Message], broadcast: list[bool]) -> None:
+        consumers = [c for c in self.consumers if not c.closed]
+        if len(consumers) == 1 and not consumers[0].keys and consumers[0].group is None:
+            consumers[0]._pending.extend(messages)
+            return
+        groups: dict[str, list[StdioConsumer]] = {}
+        for consumer in consumers:
+            if consumer.group is not None:
+                groups.setdefault(consumer.group, []).append(consumer)
+        for message, is_broadcast in zip(messages, broadcast):
+            for consumer in consumers:
+                if consumer.group is None and consumer.accepts(message, is_broadcast):
+                    consumer._pending.append(message)
+            for members in groups.values():
+                eligible = [m for m in members if m.accepts(message, is_broadcast)]
+                if eligible:
+                    eligible[message.seq % len(eligible)]._pending.append(message)
+
+
+def _resolve(future: asyncio.Future[None]) -> None:
+    if not future.done():
+        future.set_result(None)
+
+
+class _StdoutWriter:
+    """The one writer of fd 1 in this process: whole batches per ``write``."""
+
+    def __init__(self, fd: int = 1) -> None:
+        self.fd = fd
+        self.next_seq: dict[str, int] = {}
+
+    def write(self, data: bytes) -> None:
+        view = memoryview(data)
+        while view:
+            try:
+                written = os.write(self.fd, view)
+            except BlockingIOError:
+                # stdout shares a non-blocking file description with a terminal stdin.
+                select.select([], [self.fd], [])
+                continue
+            view = view[written:]
+
+
+_hub: _StdinHub | None = None
+_writer: _StdoutWriter | None = None
+
+
+def _stdin_hub() -> _StdinHub:
+    global _hub
+    if _hub is None:
+        _hub = _StdinHub()
+    return _hub
+
+
+def _stdout_writer() -> _StdoutWriter:
+    global _writer
+    if _writer is None:
+        _writer = _StdoutWriter()
+    return _writer
+
+
+class StdioConsumer(Consumer):
+    """Messages from stdin for ``keys`` (all when empty), optionally shared within a group."""
+
+    hub: _StdinHub
+
+    def __init__(self, hub: _StdinHub, keys: tuple[str, ...], options: ConsumerOptions) -> None:
+        super().__init__(options)
+        self.hub = hub
+        self.keys = frozenset(keys)
+        self.group = options.group
+        self.closed = False
+        self._pending: collections.deque[Message] = collections.deque()
+        self._waiting = False
+        self._past_until = False
+
+    @property
+    def skipped(self) -> int:
+        """Invalid lines skipped under ``on_invalid="skip"`` (shared by the process's consumers)."""
+        return self.hub.decoder.skipped if self.hub.decoder is not None else 0
+
+    def accepts(self, message: Message, is_broadcast: bool) -> bool:
+        return not self.keys or is_broadcast or message.stream_key in self.keys
+
+    async def next_batch(self, max_messages: int = 1000) -> list[Message]:
+        while True:
+            if self._pending and not self._past_until:
+                batch = self._take(max_messages)
+                if batch:
+                    return batch
+                continue
+            if self.hub.eof or self._past_until or self.closed:
+                decoder = self.hub.decoder
+                if decoder is not None and decoder.error is not None:
+                    raise decoder.error
+                raise EndOfStream
+            if self._stopping:
+                self.hub.stopped.set()
+            self._waiting = True
+            try:
+                await self.hub.pump(self)
+            finally:
+                self._waiting = False
+
+    def _take(self, max_messages: int) -> list[Message]:
+        pending = self._pending
+        count = min(max_messages, len(pending))
+        batch = [pending.popleft() for _ in range(count)]
+        since, until = self.options.since, self.options.until
+        if since is not None:
+            batch = [m for m in batch if m.timestamp >= since]
+        if until is not None:
+            for index, message in enumerate(batch):
+                if message.timestamp > until:
+                    self._past_until = True
+                    return batch[:index]
+        return batch
+
+    def stop(self) -> None:
+        super().stop()
+        self.hub.stopped.set()
+
+    async def close(self) -> None:
+        if not self.closed:
+            self.closed = True
+            if self in self.hub.consumers:
+                self.hub.consumers.remove(self)
+            if not self.hub.consumers:
+                self.hub.restore()
+
+
+class StdioProducer(Producer):
+    """Writes the line format (or JSON lines) to stdout, one ``write`` per batch."""
+
+    def __init__(
+        self,
+        writer: _StdoutWriter,
+        stream_key: str | None,
+        options: ProducerOptions,
+        clock: Callable[[], int] = now_ms,
+    ) -> None:
+        super().__init__(stream_key)
+        self.writer = writer
+        self.clock = clock
+        if options.output_format == "json":
+            self._encode = encode_json_lines
+        elif options.output_format == "line":
+            self._encode = encode_lines
+        else:
+            raise UsageError(
+                f"unknown output format {options.output_format!r}: use line or json",
+                "--output-format",
+            )
+        self.closed = False
+
+    async def send_many(self, items: Sequence[Payload]) -> None:
+        if self.closed:
+            raise UsageError("send on a closed producer", "stdio:///")
+        if not items:
+            return
+        self.writer.write(self._encode(self._messages(items), self.stream_key))
+
+    def _messages(self, items: Sequence[Payload]) -> Sequence[Message]:
+        if all(type(item) is Message for item in items):
+            return items  # type: ignore[return-value]
+        now = self.clock()
+        key = self.stream_key or BROADCAST
+        next_seq = self.writer.next_seq
+        out = []
+        for item in items:
+            if isinstance(item, Message):
+                out.append(item)
+                continue
+            payload = item.encode("utf-8") if isinstance(item, str) else bytes(item)
+            seq = next_seq.get(key, 0)
+            next_seq[key] = seq + 1
+            out.append(Message(key, 0, seq, now, payload))
+        return out
+
+    async def flush(self) -> None:
+        """Every batch is written by ``send_many`` itself; nothing is held back."""
+
+    async def close(self) -> None:
+        self.closed = True
+
+
+class StdioStreamer(Streamer):
+    async def producer(
+        self, stream_key: str | None = None, options: ProducerOptions | None = None
+    ) -> Producer:
+        options = options or ProducerOptions()
+        reject_unsupported(options, "stdio", {"output_format", "end_with_eos"})
+        return StdioProducer(_stdout_writer(), stream_key, options)
+
+    async def _open_consumer(
+        self, stream_keys: tuple[str, ...], options: ConsumerOptions
+    ) -> Consumer:
+        reject_unsupported(
+            options,
+            "stdio",
+            {
+                "offset",
+                "since",
+                "until",
+                "mode",
+                "group",
+                "follow",
+                "on_invalid",
+                "no_meta",
+                "input_format",
+            },
+        )
+        if options.offset not in (None, "start"):
+            raise UsageError("stdin cannot seek: --offset must be start (the default)", "--offset")
+        if options.follow:
+            raise UsageError(
+                "stdin is always read to its end; --follow applies to files", "--follow"
+            )
+        if options.mode == "resumable":
+            raise UsageError(
+                "the stdio backend has no stored position: --mode resumable "
+                "needs redis://, kafka:// or memory://",
+                "--mode",
+            )
+        hub = _stdin_hub()
+        hub.configure(options)
+        consumer = StdioConsumer(hub, stream_keys, options)
+        hub.consumers.append(consumer)
+        return consumer
+
+
+async def open_streamer(uri: StreamUri, options: ConnectOptions) -> Streamer:
+    reject_unsupported(options, "stdio", {"connect_timeout", "verbose"})
+    return StdioStreamer(uri, options)

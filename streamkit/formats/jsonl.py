@@ -1,0 +1,201 @@
+"""JSON lines: one object per message, lossless, in kcat's ``-J`` vocabulary — sans-IO.
+
+    {"topic":"orders","partition":0,"offset":42,"ts":1795417200123,
+     "key":"user-1","headers":["h1","v1"],"payload":{"id":1}}
+
+``payload`` is the payload's own JSON text, verbatim, when the payload is a JSON object, array,
+number, boolean or null on one line; otherwise a JSON string of its UTF-8 text; a binary payload
+is written as ``"payload_base64"`` instead. JSON-string payloads (``"abc"``) are written as text
+so that reading back can tell them apart. ``payload`` is always the last member, so a reader can
+take its raw text span and get the exact bytes back. Keys and header values that are not UTF-8
+are written as ``{"base64": "..."}``.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from streamkit.errors import LineFormatError
+from streamkit.message import BROADCAST, Message, now_ms, validate_stream_key
+
+__all__ = ["JsonLineDecoder", "encode_json_lines"]
+
+_PAYLOAD_MEMBER = ',"payload":'
+_decoder = json.JSONDecoder()
+
+
+def _text_or_base64(value: bytes) -> Any:
+    try:
+        return value.decode("utf-8")
+    except UnicodeDecodeError:
+        return {"base64": base64.b64encode(value).decode("ascii")}
+
+
+def _bytes_of(value: Any, what: str) -> bytes:
+    if isinstance(value, str):
+        return value.encode("utf-8")
+    if isinstance(value, dict) and isinstance(value.get("base64"), str):
+        return base64.b64decode(value["base64"])
+    raise ValueError(f'{what} must be a string or {{"base64": ...}}')
+
+
+def _payload_member(payload: bytes) -> str:
+    try:
+        text = payload.decode("utf-8")
+    except UnicodeDecodeError:
+        return ',"payload_base64":' + json.dumps(base64.b64encode(payload).decode("ascii"))
+    stripped = text.strip()
+    if stripped and stripped[0] not in '"' and "\n" not in text and text == stripped:
+        try:
+            json.loads(text)
+        except ValueError:
+            pass
+        else:
+            return _PAYLOAD_MEMBER + text
+    return _PAYLOAD_MEMBER + json.dumps(text, ensure_ascii=False)
+
+
+def encode_json_lines(messages: Sequence[Message], stream_key: str | None = None) -> bytes:
+    """One JSON object per message, ``\\n``-terminated, as one bytes object."""
+    lines = []
+    for message in messages:
+        head: dict[str, Any] = {
+            "topic": stream_key or message.stream_key,
+            "partition": message.shard_id,
+            "offset": message.seq,
+            "ts": message.timestamp,
+        }
+        if message.key is not None:
+            head["key"] = _text_or_base64(message.key)
+        if message.headers:
+            flat: list[Any] = []
+            for name, value in message.headers:
+                flat.extend((name, _text_or_base64(value)))
+            head["headers"] = flat
+        text = json.dumps(head, separators=(",", ":"), ensure_ascii=False)
+        lines.append(text[:-1] + _payload_member(message.payload) + "}\n")
+    return "".join(lines).encode("utf-8")
+
+
+class JsonLineDecoder:
+    """Incremental decoder of JSON lines: the same interface as ``LineDecoder``."""
+
+    def __init__(
+        self,
+        source: str = "<stdin>",
+        *,
+        on_invalid: str = "fail",
+        clock: Callable[[], int] = now_ms,
+        warn: Callable[[str], None] | None = None,
+    ) -> None:
+        self.source = source
+        self.on_invalid = on_invalid
+        self.clock = clock
+        self.warn = warn
+        self.line_number = 0
+        self.skipped = 0
+        self.broadcast: list[bool] = []
+        self.error: LineFormatError | None = None
+        self._partial = b""
+        self._next_seq: dict[tuple[str, int], int] = {}
+
+    def feed(self, data: bytes) -> list[Message]:
+        if self.error is not None:
+            raise self.error
+        data = self._partial + data
+        cut = data.rfind(b"\n")
+        if cut < 0:
+            self._partial = data
+            return []
+        self._partial = data[cut + 1 :]
+        return self._decode(data[:cut].split(b"\n"))
+
+    def finish(self) -> list[Message]:
+        if self.error is not None:
+            raise self.error
+        data, self._partial = self._partial, b""
+        return self._decode([data]) if data.strip() else []
+
+    def _decode(self, lines: list[bytes]) -> list[Message]:
+        out: list[Message] = []
+        self.broadcast = []
+        for line in lines:
+            self.line_number += 1
+            if not line.strip():
+                continue
+            try:
+                message, broadcast = self._parse(line)
+            except (ValueError, TypeError, KeyError) as error:
+                where = f"{self.source}:{self.line_number}"
+                what = f"invalid JSON message: {error}"
+                if self.on_invalid == "skip":
+                    self.skipped += 1
+                    if self.warn is not None:
+                        self.warn(f"{where}: skipped invalid line: {what}")
+                    continue
+                if self.on_invalid == "raw":
+                    message, broadcast = self._raw(line), True
+                else:
+                    self.error = LineFormatError(what, where, line_number=self.line_number)
+                    return out
+            out.append(message)
+            self.broadcast.append(broadcast)
+        return out
+
+    def _raw(self, line: bytes) -> Message:
+        return Message(BROADCAST, 0, self._take(BROADCAST, 0, None), self.clock(), line)
+
+    def _take(self, key: str, shard: int, seq: int | None) -> int:
+        value = self._next_seq.get((key, shard), 0) if seq is None else seq
+        self._next_seq[(key, shard)] = value + 1
+        return value
+
+    def _parse(self, line: bytes) -> tuple[Message, bool]:
+        text = line.decode("utf-8")
+        obj = json.loads(text)
+        if not isinstance(obj, dict):
+            raise ValueError("a line must be a JSON object")
+        topic = obj.get("topic")
+        broadcast = topic is None
+        key_name = BROADCAST if topic is None else validate_stream_key(str(topic))
+        shard = int(obj.get("partition") or 0)
+        seq_value = obj.get("offset")
+        seq = self._take(key_name, shard, None if seq_value is None else int(seq_value))
+        ts = obj.get("ts")
+        timestamp = self.clock() if ts is None else int(ts)
+        if "payload_base64" in obj:
+            payload = base64.b64decode(obj["payload_base64"])
+        elif isinstance(obj.get("payload"), str):
+            payload = obj["payload"].encode("utf-8")
+        elif "payload" in obj:
+            payload = self._raw_payload(text, obj["payload"])
+        else:
+            payload = b""
+        record_key = None if obj.get("key") is None else _bytes_of(obj["key"], "key")
+        headers: list[tuple[str, bytes]] = []
+        flat = obj.get("headers") or []
+        if isinstance(flat, dict):
+            flat = [item for pair in flat.items() for item in pair]
+        for index in range(0, len(flat) - 1, 2):
+            headers.append((str(flat[index]), _bytes_of(flat[index + 1], "header value")))
+        return (
+            Message(key_name, shard, seq, timestamp, payload, record_key, tuple(headers)),
+            broadcast,
+        )
+
+    @staticmethod
+    def _raw_payload(text: str, value: Any) -> bytes:
+        """The payload's exact text when it is the last member, else compact JSON."""
+        start = text.rfind(_PAYLOAD_MEMBER)
+        end = text.rstrip().rfind("}")
+        if start >= 0 and end > start:
+            raw = text[start + len(_PAYLOAD_MEMBER) : end]
+            try:
+                if json.loads(raw) == value:
+                    return raw.encode("utf-8")
+            except ValueError:
+                pass
+        return json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
