@@ -461,7 +461,8 @@ class RedisConsumer(Consumer):
                 raise EndOfStream
             for reader in readers:
                 if reader.task is None:
-                    reader.task = asyncio.ensure_future(self._read(reader, self._settings.page))
+                    count = min(self._settings.page, max_messages)
+                    reader.task = asyncio.ensure_future(self._read(reader, count))
             stop = asyncio.ensure_future(self._stop_event.wait())
             tasks: set[asyncio.Future[Any]] = {r.task for r in readers if r.task is not None}
             try:

@@ -109,16 +109,34 @@ class RedisConnection:
         host, port = node.host, node.port or 6379
         context = config.ssl_context()
         try:
+            # TCP first, then TLS: a plain server never answers a TLS hello, and only a
+            # timeout in the second step can tell the user that this is the likely reason.
             reader, writer = await asyncio.wait_for(
-                asyncio.open_connection(
-                    host,
-                    port,
-                    ssl=context,
-                    server_hostname=host if context else None,
-                    limit=_READ_CHUNK,
-                ),
-                config.connect_timeout,
+                asyncio.open_connection(host, port, limit=_READ_CHUNK), config.connect_timeout
             )
+            if context is not None:
+                raw = writer.transport.get_extra_info("socket").dup()
+                writer.close()
+                try:
+                    reader, writer = await asyncio.wait_for(
+                        asyncio.open_connection(
+                            sock=raw, ssl=context, server_hostname=host, limit=_READ_CHUNK
+                        ),
+                        config.connect_timeout,
+                    )
+                except (TimeoutError, asyncio.TimeoutError):
+                    raw.close()
+                    raise ConnectError(
+                        f"no TLS handshake from {node} within {config.connect_timeout:g}s: "
+                        "is that port serving TLS? (use redis:// for a plain port)",
+                        where,
+                    ) from None
+        except ssl.SSLCertVerificationError as error:
+            raise ConnectError(
+                f"TLS certificate of {node} not trusted ({error.verify_message}): give its CA "
+                "with -X tls_ca=FILE, or -X tls_verify=false to skip the check",
+                where,
+            ) from None
         except ssl.SSLError as error:
             raise ConnectError(
                 f"TLS handshake with {node} failed ({error.reason or error}): "
@@ -134,9 +152,8 @@ class RedisConnection:
                 f"connection to {node} refused (is redis-server running there?)", where
             ) from None
         except OSError as error:
-            raise ConnectError(
-                f"cannot connect to {node}: {error.strerror or error}", where
-            ) from None
+            reason = error.strerror or str(error)
+            raise ConnectError(f"cannot connect to {node}: {reason}", where) from None
         connection = cls(node, reader, writer)
         try:
             await asyncio.wait_for(connection._handshake(config, where), config.connect_timeout)

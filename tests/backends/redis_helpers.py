@@ -6,7 +6,11 @@ import asyncio
 from collections.abc import Awaitable, Coroutine
 from typing import Any, TypeVar
 
+import pytest
+
 from streamkit.backends.base import Consumer
+from streamkit.connect import connect
+from streamkit.errors import ConnectError
 from streamkit.message import Message
 
 T = TypeVar("T")
@@ -44,3 +48,16 @@ async def drain(consumer: Consumer, timeout: float = 10.0) -> list[Message]:
 
 def payloads(messages: list[Message]) -> list[bytes]:
     return [m.payload for m in messages]
+
+
+def one_line_connect_error(url: str, **settings: str) -> ConnectError:
+    """The ConnectError that connecting to ``url`` raises; it must be one line."""
+
+    async def main() -> None:
+        async with connect(url, connect_timeout=1, settings=settings):
+            pass
+
+    with pytest.raises(ConnectError) as caught:
+        run(main())
+    assert "\n" not in str(caught.value)
+    return caught.value
