@@ -1,0 +1,327 @@
+"""Kafka consumer: ``consume()`` in batches off the event loop, positions, ends, commits.
+
+Realtime mode assigns partitions itself (no group join, no commits). Resumable and
+load-balanced modes subscribe in a consumer group and commit only what ``commit()`` is given,
+i.e. what was written downstream, storing offset seq+1 (the next message to read).
+
+``--no-follow`` stops each partition at the end fixed when the run starts (``fetch_ends``), also
+while producers keep writing and also in a group, where a member stops once every partition it
+was given is done. ``--until`` finishes a partition at its first message after the bound, or at
+its end once the bound lies in the past.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+from confluent_kafka import (
+    Consumer as RdConsumer,
+)
+from confluent_kafka import (
+    KafkaError,
+    KafkaException,
+    TopicPartition,
+)
+
+from streamkit.backends.base import Consumer, ConsumerOptions
+from streamkit.backends.kafka_config import describe_kafka_error
+from streamkit.backends.kafka_positions import (
+    TP,
+    fetch_ends,
+    offsets_for_time,
+    take,
+    watermarks,
+)
+from streamkit.errors import BackendError, EndOfStream
+from streamkit.message import Message, now_ms
+from streamkit.timeutil import format_ms
+
+__all__ = ["KafkaConsumer"]
+
+_WAIT = 0.25
+"""Seconds one blocking consume waits, so that ``stop()`` is noticed promptly."""
+
+_TRANSIENT = {
+    KafkaError._TRANSPORT,
+    KafkaError._ALL_BROKERS_DOWN,
+    KafkaError.UNKNOWN_TOPIC_OR_PART,
+    KafkaError._UNKNOWN_PARTITION,
+    KafkaError._UNKNOWN_TOPIC,
+    KafkaError.NOT_LEADER_FOR_PARTITION,
+    KafkaError.LEADER_NOT_AVAILABLE,
+    KafkaError._TIMED_OUT,
+    KafkaError.OFFSET_OUT_OF_RANGE,
+    KafkaError._AUTO_OFFSET_RESET,
+}
+
+
+def _name(tp: TP) -> str:
+    return f"{tp[0]}[{tp[1]}]"
+
+
+class KafkaConsumer(Consumer):
+    def __init__(
+        self,
+        options: ConsumerOptions,
+        config: dict[str, Any],
+        topics: Sequence[str],
+        partitions: Sequence[TP],
+        where: str,
+        timeout: float,
+        verbose: bool,
+    ) -> None:
+        super().__init__(options)
+        self._config = config
+        self._topics = list(topics)
+        self._partitions = list(partitions)
+        self._where = where
+        self._timeout = timeout
+        self._verbose = verbose
+        self._group_mode = options.mode != "realtime"
+        self._follow = True if options.follow is None else options.follow
+        self._since = options.since
+        self._until = options.until
+        self._ends: dict[TP, int] | None = None
+        self._done: set[TP] = set()
+        self._assigned: set[TP] | None = None
+        self._positioned: set[TP] = set()
+        self._pending: asyncio.Future[list[Any]] | None = None
+        self._commits: dict[TP, int] = {}
+        self._reported: set[int] = set()
+        self._closed = False
+        self._client: Any = None
+
+    def _log(self, text: str) -> None:
+        if self._verbose:
+            sys.stderr.write(f"kafka: {text}\n")
+
+    # -- starting -------------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Blocking setup (run in a thread): ends, positions, assign or subscribe."""
+        if not self._follow:
+            self._ends = fetch_ends(self._config, self._partitions, self._timeout)
+            for tp, end in sorted(self._ends.items()):
+                self._log(f"{_name(tp)} ends at offset {end} for this run")
+        config = {**self._config}
+        if self._group_mode:
+            # A group without a committed position starts where --offset says (default: end);
+            # --offset N and --since are applied on assignment instead.
+            config["auto.offset.reset"] = "earliest" if self.options.offset == "start" else "latest"
+        self._client = RdConsumer(config)
+        if self._group_mode:
+            self._client.subscribe(self._topics, on_assign=self._on_assign, on_revoke=self._on_lose)
+        else:
+            starts = self._start_positions(self._partitions)
+            self._assigned = set(self._partitions)
+            self._client.assign([TopicPartition(t, p, starts[(t, p)]) for t, p in starts])
+            self._finish_empty(self._partitions, starts)
+
+    def _start_positions(self, partitions: Sequence[TP]) -> dict[TP, int]:
+        offset = self.options.offset
+        if self._since is not None:
+            starts = offsets_for_time(
+                self._client, partitions, self._since, self._timeout, self._where
+            )
+            why = f"since {format_ms(self._since)}"
+        elif offset == "start":
+            marks = watermarks(self._client, partitions, self._timeout)
+            starts, why = {tp: marks[tp][0] for tp in partitions}, "start"
+        elif isinstance(offset, int):
+            starts, why = dict.fromkeys(partitions, offset), f"offset {offset}"
+        else:
+            ends = self._ends
+            if ends is None:
+                ends = fetch_ends(self._config, partitions, self._timeout)
+            starts, why = {tp: ends[tp] for tp in partitions}, "end"
+        for tp in partitions:
+            self._log(f"{_name(tp)} starts at offset {starts[tp]} ({why})")
+        return starts
+
+    def _finish_empty(self, partitions: Sequence[TP], starts: dict[TP, int]) -> None:
+        """With --no-follow, a partition starting at or past its end has nothing to give."""
+        if self._ends is None:
+            return
+        for tp in partitions:
+            if self._ends[tp] == 0 or starts[tp] >= self._ends[tp]:
+                self._finish(tp)
+
+    def _on_assign(self, client: Any, assigned: list[Any]) -> None:
+        """Group callback: remember what this member owns; apply --offset N/--since once."""
+        tps = [(tp.topic, tp.partition) for tp in assigned]
+        self._assigned = set(tps)
+        fresh = [tp for tp in tps if tp not in self._positioned]
+        self._positioned.update(fresh)
+        explicit = isinstance(self.options.offset, int) or self._since is not None
+        if fresh and explicit:
+            starts = self._start_positions(fresh)
+            for tp in assigned:
+                position = starts.get((tp.topic, tp.partition))
+                if position is not None:
+                    tp.offset = position
+            client.assign(assigned)
+        elif fresh:
+            self._log(f"assigned {', '.join(_name(tp) for tp in fresh)} (group position)")
+        if self._ends is not None:
+            for tp in tps:
+                if self._ends.get(tp, 0) == 0:
+                    self._finish(tp)
+
+    def _on_lose(self, client: Any, revoked: list[Any]) -> None:
+        if self._assigned is not None:
+            self._assigned.difference_update((tp.topic, tp.partition) for tp in revoked)
+
+    # -- reading --------------------------------------------------------------------------
+
+    def _finish(self, tp: TP) -> None:
+        if tp in self._done:
+            return
+        self._done.add(tp)
+        self._client.pause([TopicPartition(*tp)])
+
+    def _all_done(self) -> bool:
+        if self._ends is None and self._until is None:
+            return False
+        if self._assigned is None:
+            return False
+        return self._assigned <= self._done
+
+    def _event(self, message: Any) -> None:
+        """A non-message from consume(): end of a partition, or a broker condition."""
+        error = message.error()
+        code = error.code()
+        tp = (message.topic(), message.partition())
+        if code == KafkaError._PARTITION_EOF:
+            position = message.offset()
+            if self._ends is not None and position >= self._ends.get(tp, 0):
+                self._finish(tp)
+            if self._until is not None and self._until < now_ms():
+                self._finish(tp)
+            return
+        if error.fatal() or code not in _TRANSIENT:
+            raise BackendError(f"Kafka consumer failed: {describe_kafka_error(error)}", self._where)
+        if code not in self._reported:
+            # librdkafka reconnects and re-fetches by itself; say so once per kind.
+            self._reported.add(code)
+            self._log(f"{describe_kafka_error(error)} (retrying)")
+
+    def _convert(self, raw: list[Any]) -> list[Message]:
+        out: list[Message] = []
+        append = out.append
+        if self._ends is None and self._since is None and self._until is None:
+            for m in raw:
+                if m.error() is None:
+                    headers = m.headers()
+                    append(
+                        Message(
+                            m.topic(),
+                            m.partition(),
+                            m.offset(),
+                            m.timestamp()[1],
+                            m.value() or b"",
+                            m.key(),
+                            tuple(headers) if headers else (),
+                        )
+                    )
+                else:
+                    self._event(m)
+            return out
+        ends, since, until, done = self._ends, self._since, self._until, self._done
+        for m in raw:
+            if m.error() is not None:
+                self._event(m)
+                continue
+            tp = (m.topic(), m.partition())
+            if tp in done:
+                continue
+            offset = m.offset()
+            if ends is not None and offset >= ends.get(tp, 0):
+                self._finish(tp)
+                continue
+            timestamp = m.timestamp()[1]
+            if until is not None and timestamp > until:
+                self._finish(tp)
+                continue
+            if ends is not None and offset + 1 >= ends.get(tp, 0):
+                self._finish(tp)
+            if since is not None and timestamp < since:
+                continue
+            headers = m.headers()
+            append(
+                Message(
+                    tp[0],
+                    tp[1],
+                    offset,
+                    timestamp,
+                    m.value() or b"",
+                    m.key(),
+                    tuple(headers) if headers else (),
+                )
+            )
+        return out
+
+    async def next_batch(self, max_messages: int = 1000) -> list[Message]:
+        client = self._client
+        while True:
+            if self._pending is None:
+                if self._stopping or self._all_done():
+                    raise EndOfStream
+                raw = client.consume(max_messages, 0)
+                if not raw:
+                    loop = asyncio.get_running_loop()
+                    self._pending = loop.run_in_executor(None, take, client, max_messages, _WAIT)
+            if self._pending is not None:
+                # Shielded: a cancelled caller must not strand messages already taken.
+                raw = await asyncio.shield(self._pending)
+                self._pending = None
+            batch = self._convert(raw)
+            if batch:
+                return batch
+
+    async def commit(self, messages: Sequence[Message]) -> None:
+        if not self._group_mode or not messages:
+            return
+        offsets: dict[TP, int] = {}
+        for message in messages:
+            tp = (message.stream_key, message.shard_id)
+            if message.seq + 1 > offsets.get(tp, -1):
+                offsets[tp] = message.seq + 1
+        self._commits.update(offsets)
+        try:
+            self._client.commit(
+                offsets=[TopicPartition(t, p, o) for (t, p), o in offsets.items()],
+                asynchronous=True,
+            )
+        except KafkaException as exc:
+            # Typically a rebalance took the partition: another member re-reads (at-least-once).
+            self._log(f"commit failed: {describe_kafka_error(exc.args[0])}")
+
+    def _close_blocking(self) -> None:
+        client = self._client
+        if client is None:
+            return
+        if self._group_mode and self._commits:
+            owned = self._assigned or set()
+            final = [
+                TopicPartition(t, p, o) for (t, p), o in self._commits.items() if (t, p) in owned
+            ]
+            if final:
+                try:
+                    client.commit(offsets=final, asynchronous=False)
+                except KafkaException as exc:
+                    self._log(f"final commit failed: {describe_kafka_error(exc.args[0])}")
+        client.close()
+
+    async def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        if self._pending is not None:
+            try:
+                await asyncio.shield(self._pending)
+            finally:
+                self._pending = None
+        await asyncio.to_thread(self._close_blocking)

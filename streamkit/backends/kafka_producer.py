@@ -1,0 +1,165 @@
+"""Kafka producer: batched ``produce()`` with failures reported by delivery callbacks.
+
+Only failed deliveries come back (``delivery.report.only.error``); ``flush()`` waits until
+librdkafka holds nothing undelivered and raises if any delivery failed, so a lost message is an
+error the caller sees, never a log line. While a broker is down librdkafka keeps the messages
+and retries (up to ``message.timeout.ms``), which is what lets a relay ride out a restart.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from confluent_kafka import KafkaError, KafkaException
+
+from streamkit.backends.base import Payload, Producer, ProducerOptions
+from streamkit.backends.kafka_config import describe_kafka_error
+from streamkit.errors import BackendError, UsageError
+from streamkit.message import Message
+
+__all__ = ["KafkaProducer", "json_field_key"]
+
+_UNKNOWN_TOPIC = (KafkaError.UNKNOWN_TOPIC_OR_PART, KafkaError._UNKNOWN_TOPIC)
+
+
+def json_field_key(payload: bytes, name: str) -> bytes | None:
+    """The record key for ``--partition-by FIELD``: that top-level JSON field, or None.
+
+    Strings are used as they are; other values as compact JSON, so ``7`` and ``"7"`` land
+    together only if the producer wrote them alike. A payload that is not a JSON object has no
+    key and goes wherever the partitioner puts keyless records (it is not dropped).
+    """
+    try:
+        document = json.loads(payload)
+    except ValueError:
+        return None
+    if not isinstance(document, dict) or name not in document:
+        return None
+    value = document[name]
+    if isinstance(value, str):
+        return value.encode("utf-8")
+    return json.dumps(value, separators=(",", ":"), sort_keys=True).encode("utf-8")
+
+
+class KafkaProducer(Producer):
+    def __init__(
+        self,
+        stream_key: str | None,
+        client: Any,
+        options: ProducerOptions,
+        where: str,
+        check_topic: Callable[[str], Any],
+    ) -> None:
+        super().__init__(stream_key)
+        self._client = client
+        self._partition_by = options.partition_by
+        self._where = where
+        self._check_topic = check_topic
+        self._known_topics: set[str] = set()
+        self._failures: list[str] = []
+        self._failed = 0
+        self._unknown_topic: str | None = None
+        self._closed = False
+
+    def on_delivery(self, error: Any, message: Any) -> None:
+        """librdkafka's delivery report (failures only); runs inside poll()/flush()."""
+        if error is None:
+            return
+        self._failed += 1
+        topic = message.topic()
+        if error.code() in _UNKNOWN_TOPIC:
+            self._unknown_topic = topic
+        if len(self._failures) < 3:
+            self._failures.append(
+                f"topic {topic!r} partition {message.partition()}: {describe_kafka_error(error)}"
+            )
+
+    def _raise_failures(self) -> None:
+        if self._unknown_topic is not None:
+            topic, self._unknown_topic = self._unknown_topic, None
+            raise BackendError(
+                f"Kafka topic {topic!r} does not exist and the broker does not create topics "
+                "automatically: create it first",
+                self._where,
+            )
+        if self._failed:
+            count, first = self._failed, self._failures[0]
+            self._failed = 0
+            self._failures.clear()
+            raise BackendError(f"{count} message(s) could not be delivered ({first})", self._where)
+
+    async def ensure_topic(self, topic: str) -> None:
+        await asyncio.to_thread(self._check_topic, topic)
+        self._known_topics.add(topic)
+
+    def _record(self, item: Payload) -> tuple[str, bytes, bytes | None, int, Any]:
+        """(topic, value, key, timestamp or 0, headers or None) of one item."""
+        if isinstance(item, Message):
+            topic = self.stream_key or item.stream_key
+            payload = item.payload
+            key = item.key
+            headers = list(item.headers) if item.headers else None
+            timestamp = item.timestamp
+        else:
+            if isinstance(item, str):
+                payload = item.encode("utf-8")
+            elif isinstance(item, bytes):
+                payload = item
+            elif isinstance(item, (bytearray, memoryview)):
+                payload = bytes(item)
+            else:
+                raise TypeError(f"cannot send {type(item).__name__}: give bytes, str or Message")
+            if self.stream_key is None:
+                raise UsageError(
+                    "this producer has no stream key: send Message items or name a topic",
+                    self._where,
+                )
+            topic, key, headers, timestamp = self.stream_key, None, None, 0
+        if self._partition_by is not None and self._partition_by != "key":
+            key = json_field_key(payload, self._partition_by)
+        return topic, payload, key, timestamp, headers
+
+    async def send_many(self, items: Sequence[Payload]) -> None:
+        if self._closed:
+            raise UsageError("the producer is closed", self._where)
+        produce = self._client.produce
+        known = self._known_topics
+        record = self._record
+        for item in items:
+            topic, payload, key, timestamp, headers = record(item)
+            if topic not in known:
+                await self.ensure_topic(topic)
+            # Keyword arguments cost as much as the call itself: pass only those in use.
+            while True:
+                try:
+                    if headers is not None:
+                        produce(topic, payload, key, timestamp=timestamp, headers=headers)
+                    elif timestamp:
+                        produce(topic, payload, key, timestamp=timestamp)
+                    else:
+                        produce(topic, payload, key)
+                    break
+                except BufferError:
+                    # librdkafka's queue is full: let it drain without blocking the loop.
+                    await asyncio.to_thread(self._client.poll, 0.05)
+                except KafkaException as exc:
+                    raise BackendError(
+                        f"cannot produce to topic {topic!r}: {describe_kafka_error(exc.args[0])}",
+                        self._where,
+                    ) from None
+        self._client.poll(0)
+        self._raise_failures()
+
+    async def flush(self) -> None:
+        while await asyncio.to_thread(self._client.flush, 1.0) > 0:
+            self._raise_failures()
+        self._raise_failures()
+
+    async def close(self) -> None:
+        if self._closed:
+            return
+        await self.flush()
+        self._closed = True
