@@ -47,6 +47,7 @@ from streamkit.uri import Node
 __all__ = ["ConsumerSettings", "RedisConsumer"]
 
 _NEW = b">"
+_MAX_MS = 1 << 48
 
 
 @dataclass(frozen=True)
@@ -387,7 +388,10 @@ class RedisConsumer(Consumer):
             last_id = shard.position
             for entry_id, fields in entries:
                 last_id = entry_id
-                ms, sub = parse_entry_id(entry_id, where)
+                ms_text, _, sub_text = entry_id.partition(b"-")
+                ms, sub = int(ms_text), int(sub_text)
+                if sub > MAX_SUB or ms >= _MAX_MS:
+                    parse_entry_id(entry_id, where)  # raises the DataError that explains it
                 if (end is not None and (ms, sub) > end) or (until is not None and ms > until):
                     shard.done = True
                     break
@@ -459,9 +463,9 @@ class RedisConsumer(Consumer):
             readers = [r for r in self._readers if r.task is not None or r.active]
             if not readers:
                 raise EndOfStream
+            count = min(self._settings.page, max_messages)
             for reader in readers:
                 if reader.task is None:
-                    count = min(self._settings.page, max_messages)
                     reader.task = asyncio.ensure_future(self._read(reader, count))
             stop = asyncio.ensure_future(self._stop_event.wait())
             tasks: set[asyncio.Future[Any]] = {r.task for r in readers if r.task is not None}
@@ -472,10 +476,18 @@ class RedisConsumer(Consumer):
             for reader in readers:
                 if reader.task is not None and reader.task.done():
                     task, reader.task = reader.task, None
-                    self._ready.extend(task.result())
+                    result = task.result()
+                    self._ready.extend(result)
+                    if len(result) >= count and self._prefetch(reader):
+                        # a backlog: read the next page while the caller handles this one
+                        reader.task = asyncio.ensure_future(self._read(reader, count))
         n = min(max_messages, len(self._ready))
         popleft = self._ready.popleft
         return [popleft() for _ in range(n)]
+
+    def _prefetch(self, reader: _Reader) -> bool:
+        """Realtime only: in a group, a page read ahead would sit pending on this member."""
+        return not self._grouped and bool(reader.active) and not self._stopping
 
     def stop(self) -> None:
         super().stop()

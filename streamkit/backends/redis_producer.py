@@ -82,15 +82,19 @@ class RedisProducer(Producer):
         append = out.append
         default_key = self.stream_key
         last_ms = self._last_ms
+        id_ms, id_bytes = -1, b""
         for item in items:
             if isinstance(item, Message):
                 key = redis_key(default_key or item.stream_key, item.shard_id)
                 last = last_ms.get(key)
                 if last is None:
                     last = await self._stream_last_ms(key)
-                if item.timestamp >= last:
-                    last_ms[key] = item.timestamp
-                    append((key, _ts_id(item.timestamp), item.payload))
+                ts = item.timestamp
+                if ts >= last:
+                    last_ms[key] = ts
+                    if ts != id_ms:
+                        id_ms, id_bytes = ts, _ts_id(ts)
+                    append((key, id_bytes, item.payload))
                 else:
                     last_ms[key] = max(last, now_ms())
                     append((key, _AUTO_ID, item.payload))
