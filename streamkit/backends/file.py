@@ -1,0 +1,263 @@
+"""``file://PATH/KEYS``: SeaStreamer ``.ss`` files as a stream backend.
+
+Producers append (a new file gets a header; an existing one is resumed after its last good frame,
+see ``file_writer``), one ``write`` per batch, EOS and fsync on close. Consumers replay from the
+start and stop at the end of the file as it was when they opened (``follow=True``: keep reading
+as it grows, like ``tail -f``), end at EOS, filter by the URI's keys, and start at ``offset`` (a
+seq, inclusive) or ``since`` (a time, inclusive) by bisecting the beacons (``file_reader``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+
+from streamkit.backends.base import (
+    ConnectOptions,
+    Consumer,
+    ConsumerOptions,
+    Payload,
+    Producer,
+    ProducerOptions,
+    Streamer,
+    reject_unsupported,
+)
+from streamkit.backends.file_reader import SeekTarget, SsFileReader
+from streamkit.backends.file_writer import SsFileWriter
+from streamkit.errors import BackendError, EndOfStream, UsageError
+from streamkit.formats.ss import Item
+from streamkit.message import INTERNAL_KEY, MAX_U64, Message, now_ms, validate_stream_key
+from streamkit.uri import StreamUri
+
+__all__ = ["FileConsumer", "FileProducer", "FileStreamer", "open_streamer"]
+
+_CONSUMER_OPTIONS = {"offset", "since", "until", "follow"}
+_PRODUCER_OPTIONS = {"beacon_interval", "end_with_eos"}
+_POLL_MIN = 0.001
+_POLL_MAX = 0.1
+"""Follow mode polls with a backoff from 1 ms to 100 ms while the file does not grow."""
+
+
+async def open_streamer(uri: StreamUri, options: ConnectOptions) -> FileStreamer:
+    return FileStreamer(uri, options)
+
+
+class FileStreamer(Streamer):
+    """One ``.ss`` file. Its producers share one writer; each consumer reads on its own."""
+
+    def __init__(self, uri: StreamUri, options: ConnectOptions) -> None:
+        super().__init__(uri, options)
+        self.path = uri.path
+        self._writer: SsFileWriter | None = None
+        self._writer_users = 0
+        self._eos = True
+        self._consumers: list[FileConsumer] = []
+
+    async def producer(
+        self, stream_key: str | None = None, options: ProducerOptions | None = None
+    ) -> FileProducer:
+        options = options or ProducerOptions()
+        reject_unsupported(options, "file", _PRODUCER_OPTIONS)
+        if stream_key is not None:
+            validate_stream_key(stream_key, where=str(self.uri))
+            _refuse_internal(stream_key, str(self.uri))
+        if self._writer is None:
+            self._writer = SsFileWriter(self.path, options.beacon_interval)
+        self._writer_users += 1
+        self._eos = options.end_with_eos
+        return FileProducer(self, self._writer, stream_key)
+
+    def _release_writer(self, eos: bool) -> None:
+        self._writer_users -= 1
+        if self._writer_users <= 0 and self._writer is not None:
+            writer, self._writer = self._writer, None
+            writer.close(eos=eos)
+
+    async def _open_consumer(
+        self, stream_keys: tuple[str, ...], options: ConsumerOptions
+    ) -> FileConsumer:
+        reject_unsupported(options, "file", _CONSUMER_OPTIONS | {"mode", "group"})
+        if options.mode != "realtime" or options.group:
+            raise UsageError(
+                "the file backend has no consumer groups: every consumer reads the whole file "
+                "(drop --mode/--group)",
+                "--mode",
+            )
+        consumer = FileConsumer(self.path, stream_keys, options)
+        self._consumers.append(consumer)
+        return consumer
+
+    async def close(self) -> None:
+        for consumer in self._consumers:
+            await consumer.close()
+        if self._writer is not None:
+            writer, self._writer = self._writer, None
+            self._writer_users = 0
+            writer.close(eos=self._eos)
+
+
+def _refuse_internal(key: str, where: str) -> None:
+    if key == INTERNAL_KEY:
+        raise UsageError(f"{INTERNAL_KEY} is reserved for end-of-stream frames", where)
+
+
+class FileProducer(Producer):
+    def __init__(self, streamer: FileStreamer, writer: SsFileWriter, key: str | None) -> None:
+        super().__init__(key)
+        self._streamer = streamer
+        self._writer = writer
+        self._closed = False
+        self._checked_keys: set[str] = set()
+
+    async def send_many(self, items: Sequence[Payload]) -> None:
+        if self._closed:
+            raise BackendError("send on a closed file producer", self._writer.path)
+        if not items:
+            return
+        self._writer.write_frames(self._frames(items))
+
+    def _frames(self, items: Sequence[Payload]) -> list[tuple[str, int, int, int, bytes]]:
+        encoder = self._writer.encoder
+        fixed = self.stream_key
+        now = now_ms()
+        frames: list[tuple[str, int, int, int, bytes]] = []
+        append = frames.append
+        next_seq: dict[tuple[str, int], int] = {}
+        for item in items:
+            if item.__class__ is Message:
+                assert isinstance(item, Message)
+                key = fixed if fixed is not None else item.stream_key
+                if key not in self._checked_keys:
+                    validate_stream_key(key, where=self._writer.path)
+                    _refuse_internal(key, self._writer.path)
+                    self._checked_keys.add(key)
+                seq, shard = item.seq, item.shard_id
+                if not (0 <= seq <= MAX_U64 and 0 <= shard <= MAX_U64 and item.timestamp >= 0):
+                    raise UsageError(
+                        f"message {key}:{shard}:{seq} has a field out of range "
+                        f"(timestamp {item.timestamp})",
+                        self._writer.path,
+                    )
+                next_seq[(key, shard)] = seq + 1
+                append((key, shard, seq, item.timestamp, item.payload))
+                continue
+            if fixed is None:
+                raise UsageError(
+                    "this producer has no stream key, so it can only send Messages: give a key "
+                    "(file://PATH/KEY)",
+                    self._writer.path,
+                )
+            if isinstance(item, str):
+                payload = item.encode("utf-8")
+            elif isinstance(item, (bytes, bytearray, memoryview)):
+                payload = bytes(item)
+            else:
+                raise TypeError(f"cannot send {type(item).__name__}: give bytes, str or Message")
+            seq = next_seq.get((fixed, 0)) or encoder.next_seq(fixed, 0)
+            next_seq[(fixed, 0)] = seq + 1
+            append((fixed, 0, seq, now, payload))
+        return frames
+
+    async def flush(self) -> None:
+        """Every batch is handed to the OS as it is sent, so there is nothing left to push."""
+
+    async def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        self._streamer._release_writer(self._streamer._eos)
+
+
+class FileConsumer(Consumer):
+    def __init__(self, path: str, keys: tuple[str, ...], options: ConsumerOptions) -> None:
+        super().__init__(options)
+        follow = bool(options.follow)
+        self._reader = SsFileReader(path, follow=follow)
+        self._keys = frozenset(keys) if keys else None
+        self._until = options.until
+        self._since = options.since
+        self._min_seq = options.offset if isinstance(options.offset, int) else None
+        self._done = False
+        self._closed = False
+        self._poll = _POLL_MIN
+        self._positioned = False
+        try:
+            self._position()  # "end" means the end as it is now, not at the first read
+        except BaseException:
+            self._reader.close()
+            raise
+
+    @property
+    def bytes_read(self) -> int:
+        """Bytes read from the file so far (seeks read a few beacons, not the file)."""
+        return self._reader.bytes_read
+
+    def _position(self) -> bool:
+        """Place the reader once the file has a header; False while it has none yet."""
+        reader = self._reader
+        if reader.read_header() is None:
+            return False
+        if self.options.offset == "end":
+            reader.seek_end()
+        elif self._since is not None or self._min_seq is not None:
+            reader.seek(SeekTarget(self._keys, self._min_seq, self._since))
+        self._positioned = True
+        return True
+
+    async def next_batch(self, max_messages: int = 1000) -> list[Message]:
+        reader = self._reader
+        if self._stopping and not self._done:
+            # Drain what was already read from the file; read nothing new.
+            batch = self._select(reader.decoder.read(max_messages)) if self._positioned else []
+            if batch:
+                return batch
+            self._done = True
+        while not self._done:
+            if not self._positioned and not self._position():
+                if not reader.follow or self._stopping:
+                    break
+                await self._wait()
+                continue
+            items = reader.read_items(max_messages)
+            if items:
+                self._poll = _POLL_MIN
+                batch = self._select(items)
+                if reader.decoder.ended:
+                    self._done = True
+                if batch:
+                    return batch
+                continue
+            if reader.decoder.ended or not reader.follow or self._stopping:
+                break
+            await self._wait()
+        self._done = True
+        raise EndOfStream
+
+    async def _wait(self) -> None:
+        await asyncio.sleep(self._poll)
+        self._poll = min(self._poll * 2, _POLL_MAX)
+
+    def _select(self, items: list[Item]) -> list[Message]:
+        keys = self._keys
+        if keys is None:
+            batch = [m for m in items if isinstance(m, Message) and m.stream_key != INTERNAL_KEY]
+        else:
+            batch = [m for m in items if isinstance(m, Message) and m.stream_key in keys]
+        if self._since is not None:
+            since = self._since
+            batch = [m for m in batch if m.timestamp >= since]
+        if self._min_seq is not None:
+            low = self._min_seq
+            batch = [m for m in batch if m.seq >= low]
+        if self._until is not None:
+            until = self._until
+            for i, m in enumerate(batch):
+                if m.timestamp > until:
+                    self._done = True
+                    return batch[:i]
+        return batch
+
+    async def close(self) -> None:
+        if not self._closed:
+            self._closed = True
+            self._reader.close()
