@@ -319,6 +319,11 @@ class RedisConsumer(Consumer):
             if reader.connection is None or reader.connection.broken:
                 if reader.connection is not None:
                     await self._topology.release(reader.connection)
+                    if self._grouped:
+                        # a reply lost with the connection left its entries pending on us:
+                        # read our own pending entries again before the new ones
+                        for shard in reader.shards:
+                            shard.position = b"0-0"
                 if self._topology.cluster:
                     reader.node = self._topology.node_for(reader.shards[0].rkey)
                 reader.connection = await self._topology.dedicated(reader.node)

@@ -116,3 +116,44 @@ def test_group_consumer_after_restart_without_data(
     err = capsys.readouterr().err
     assert "is gone; recreating it" in err
     assert int(server.cli("XPENDING", unique_key, "g").split()[0]) == 0
+
+
+def test_group_consumer_survives_restart_keeping_data(
+    redis_restartable: RedisServer, unique_key: str
+) -> None:
+    server = redis_restartable
+    first = [b"a%d" % i for i in range(50)]
+    second = [b"b%d" % i for i in range(50)]
+
+    async def produce(items: list[bytes]) -> None:
+        async with connect(server.url) as writer_side:
+            producer = await writer_side.producer(unique_key)
+            await producer.send_many(items)
+            await producer.close()
+
+    async def main() -> list[Message]:
+        async with connect(server.url, settings={"block_ms": "500"}) as streamer:
+            consumer = await streamer.consumer(unique_key, mode="resumable", group="g")
+            await produce(first)
+            got = await take(consumer, 30)
+            await consumer.commit(got[:25])  # 5 read but unacked entries stay pending
+            wanted = set(first + second)
+
+            async def until_complete() -> list[Message]:
+                rest: list[Message] = []
+                while not wanted <= {m.payload for m in got + rest}:
+                    batch = await consumer.next_batch(1000)
+                    rest += batch
+                    await consumer.commit(batch)
+                return rest
+
+            reading = asyncio.ensure_future(asyncio.wait_for(until_complete(), 20))
+            await asyncio.sleep(0.2)
+            await asyncio.to_thread(server.restart, keep_data=True, downtime=0.3)
+            await produce(second)
+            return got + await reading
+
+    got = payloads(run(main()))
+    assert set(got) == set(first + second)  # nothing lost
+    assert len(got) - len(set(got)) <= 5  # duplicates only among the unacked ones
+    assert int(server.cli("XPENDING", unique_key, "g").split()[0]) == 0
