@@ -5,9 +5,10 @@ Stream key ``k`` is Redis key ``k`` (shard 0) and ``k:N`` (shard N); the payload
 SeaStreamer reads here and the other way round. A single server or a Redis Cluster: detected
 from the server (``INFO cluster``), see ``redis_topology``.
 
-Client settings (``-X name=value``): ``db``, ``tls_ca``, ``tls_cert``, ``tls_key``,
-``tls_verify`` (``false`` trusts any certificate), ``reconnect_timeout`` (seconds),
-``block_ms``, ``scan_interval`` (seconds), ``page`` (entries per read), ``message_field``.
+Client settings (``-X name=value`` or ``-X redis.name=value``): ``db``, ``tls_ca``,
+``tls_cert``, ``tls_key``, ``tls_verify`` (``false`` trusts any certificate),
+``reconnect_timeout`` (seconds), ``block_ms``, ``scan_interval`` (seconds), ``page`` (entries
+per read), ``message_field``.
 """
 
 from __future__ import annotations
@@ -63,12 +64,27 @@ def _flag(settings: Mapping[str, str], name: str, default: bool) -> bool:
     raise UsageError(f"-X {name}={text}: use true or false", "-X")
 
 
+def _own_settings(settings: Mapping[str, str]) -> dict[str, str]:
+    """This backend's ``-X`` settings: ``name`` or ``redis.name``.
+
+    A relay passes one ``-X`` list to both ends; names with a dot (``fetch.wait.max.ms``) are
+    another client's (librdkafka's) and are left to it, while an unknown plain name is refused.
+    """
+    own: dict[str, str] = {}
+    for name, value in settings.items():
+        if name.startswith("redis."):
+            own[name[len("redis.") :]] = value
+        elif "." not in name:
+            own[name] = value
+    return own
+
+
 class RedisStreamer(Streamer):
     def __init__(self, uri: StreamUri, options: ConnectOptions, topology: Topology) -> None:
         super().__init__(uri, options)
         self.topology = topology
         self.where = uri.with_keys(()).redacted().rstrip("/") if uri.keys else uri.redacted()
-        settings = options.settings
+        settings = _own_settings(options.settings)
         self._consumer_settings = ConsumerSettings(
             block_ms=int(_number(settings, "block_ms", 2000, int)),
             scan_interval=_number(settings, "scan_interval", 5.0),
@@ -118,7 +134,7 @@ class RedisStreamer(Streamer):
 
 async def open_streamer(uri: StreamUri, options: ConnectOptions) -> RedisStreamer:
     """Connect to the first reachable node of ``uri``; ConnectError (one line) if none is."""
-    settings = options.settings
+    settings = _own_settings(options.settings)
     unknown = sorted(set(settings) - set(_SETTINGS))
     if unknown:
         raise UsageError(

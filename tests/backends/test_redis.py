@@ -286,3 +286,17 @@ def test_unsupported_options_are_refused(redis_server: RedisServer, unique_key: 
             await connect(redis_server.url, settings={"bogus": "1"})
 
     run(main())
+
+
+def test_settings_of_other_clients_pass_by(redis_server: RedisServer, unique_key: str) -> None:
+    async def main() -> int:
+        settings = {"fetch.wait.max.ms": "10", "redis.page": "2"}
+        async with connect(redis_server.url, settings=settings) as streamer:
+            producer = await streamer.producer(unique_key)
+            await producer.send_many([b"1", b"2", b"3"])
+            await producer.close()
+            consumer = await streamer.consumer(unique_key, offset="start", follow=False)
+            first = await consumer.next_batch(1000)
+            return len(first)
+
+    assert run(main()) == 2  # redis.page=2 reached the consumer's COUNT
