@@ -522,40 +522,42 @@ class SsDecoder:
         append = out.append
         n = len(out)
         frame_start = -1
-        while n < limit:
-            if i >= lim:
-                break
-            klen = buf[i]
-            h = i + 1 + klen
-            if h + 28 > lim:
-                break
-            shard, seq, ts, size = unpack(buf, h)
-            ps = h + 28
-            pe = ps + size
-            if pe + 3 > lim:
-                break
-            key = keys.get(buf[i + 1 : h])
-            if key is None:
-                key = self._new_key(buf[i + 1 : h], base + i)
-            payload = buf[ps:pe]
-            if verify and (
-                buf[pe + 2] != 13
-                or (crc16(payload) if size else CRC16_INIT) != (buf[pe] << 8 | buf[pe + 1])
-                or ts > MAX_TIMESTAMP
-            ):
-                self._i = i
-                self._frame_error(key, shard, seq, ts, payload, buf[pe : pe + 3], base + i)
-            append(Message(key, shard, seq, ts, payload))
-            n += 1
-            frame_start = i
-            i = pe + 3
-            if klen == 21 and size == 3 and key == INTERNAL_KEY and payload == EOS_PAYLOAD:
-                self.ended = True
-                break
-        if frame_start >= 0:
-            self.last_message_start = base + frame_start
-            self.last_message_end = base + i
-        self._i = i
+        try:
+            while n < limit:
+                if i >= lim:
+                    break
+                klen = buf[i]
+                h = i + 1 + klen
+                if h + 28 > lim:
+                    break
+                shard, seq, ts, size = unpack(buf, h)
+                ps = h + 28
+                pe = ps + size
+                if pe + 3 > lim:
+                    break
+                key = keys.get(buf[i + 1 : h])
+                if key is None:
+                    key = self._new_key(buf[i + 1 : h], base + i)
+                payload = buf[ps:pe]
+                if verify and (
+                    buf[pe + 2] != 13
+                    or (crc16(payload) if size else CRC16_INIT) != (buf[pe] << 8 | buf[pe + 1])
+                    or ts > MAX_TIMESTAMP
+                ):
+                    self._frame_error(key, shard, seq, ts, payload, buf[pe : pe + 3], base + i)
+                append(Message(key, shard, seq, ts, payload))
+                n += 1
+                frame_start = i
+                i = pe + 3
+                if klen == 21 and size == 3 and key == INTERNAL_KEY and payload == EOS_PAYLOAD:
+                    self.ended = True
+                    break
+        finally:
+            # Also on damage: the position stays at the bad frame, after the good ones.
+            if frame_start >= 0:
+                self.last_message_start = base + frame_start
+                self.last_message_end = base + i
+            self._i = i
         return i != start_i
 
     def _new_key(self, data: bytes, offset: int) -> str:

@@ -1,0 +1,332 @@
+"""``streamkit decode FILE``: a ``.ss`` file as log lines or ndjson, like SeaStreamer's ss-decode.
+
+The output matches ss-decode's line for line (scripts written for one work with the other), with
+streamkit's fixed three-digit millisecond timestamps (DESIGN §6). Beacons print where ss-decode
+prints them: after the message they interrupt, or, for a beacon between two messages, after the
+message that follows it.
+
+The ``log`` path is the fast one: lines are built as bytes with one ``%`` format each, timestamps
+come from a per-second cache, UTF-8 is checked once per batch (an all-ASCII batch needs no
+per-payload check), and each batch is one write to stdout (the environment may make stdout
+unbuffered, so no per-line writes).
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import sys
+from collections.abc import Callable
+from typing import Any, BinaryIO
+
+import click
+
+from streamkit.backends.file_reader import SeekTarget, SsFileReader
+from streamkit.errors import FileFormatError, UsageError
+from streamkit.formats.ss import Beacon, FileHeader, Item, is_eos
+from streamkit.message import INTERNAL_KEY, Message, validate_stream_key
+from streamkit.timeutil import format_ms, parse_time
+
+__all__ = ["decode", "decode_file"]
+
+BLOB = b"<BINARY BLOB>"
+
+
+class _Times:
+    """``format_ms`` as bytes, with the costly date part cached per second."""
+
+    def __init__(self) -> None:
+        self._cache: dict[int, bytes] = {}
+
+    def prefix(self, seconds: int) -> bytes:
+        text = self._cache.get(seconds)
+        if text is None:
+            if len(self._cache) > 100_000:
+                self._cache.clear()
+            text = self._cache[seconds] = format_ms(seconds * 1000)[:-3].encode("ascii")
+        return text
+
+
+def _header_json(header: FileHeader) -> str:
+    return json.dumps(
+        {
+            "file_name": header.file_name,
+            "created_at": format_ms(header.created_at),
+            "beacon_interval": header.beacon_interval,
+        },
+        separators=(",", ":"),
+        ensure_ascii=False,
+    )
+
+
+def _meta(key: str, shard: int, seq: int, ts: int) -> dict[str, Any]:
+    return {"stream_key": key, "shard_id": shard, "sequence": seq, "timestamp": format_ms(ts)}
+
+
+def _beacon_json(beacon: Beacon) -> str:
+    return json.dumps(
+        [
+            {
+                "header": _meta(m.stream_key, m.shard_id, m.seq, m.timestamp),
+                "running_checksum": m.running_checksum,
+            }
+            for m in beacon.markers
+        ],
+        separators=(",", ":"),
+    )
+
+
+def _no_constants(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
+def _json_payload(payload: bytes, binary: str) -> Any:
+    try:
+        text = payload.decode("utf-8")
+    except UnicodeDecodeError:
+        if binary == "hex":
+            return payload.hex()
+        if binary == "base64":
+            return base64.b64encode(payload).decode("ascii")
+        return list(payload)
+    try:
+        return _Raw(
+            json.dumps(
+                json.loads(text, parse_constant=_no_constants),
+                separators=(",", ":"),
+                sort_keys=True,
+                ensure_ascii=False,
+            )
+        )
+    except (ValueError, RecursionError):
+        return text
+
+
+class _Raw(str):
+    """Already-serialised JSON, spliced into the message line as is."""
+
+
+class _Printer:
+    def __init__(self, out: BinaryIO, fmt: str, header_only: bool, binary: str) -> None:
+        self.out = out
+        self.fmt = fmt
+        self.header_only = header_only
+        self.binary = binary
+        self.times = _Times()
+        self.held: list[Beacon] = []
+        self.keys: dict[str, bytes] = {}
+
+    def header(self, header: FileHeader) -> None:
+        text = _header_json(header)
+        line = f"# {text}\n" if self.fmt == "log" else f"/* {text} */\n"
+        self.out.write(line.encode("utf-8"))
+
+    def _beacon_line(self, beacon: Beacon) -> bytes:
+        text = _beacon_json(beacon)
+        return (f"# {text}\n" if self.fmt == "log" else f"/* {text} */\n").encode("utf-8")
+
+    def batch(self, items: list[Item], wanted: Callable[[Message], bool]) -> None:
+        """Print a batch: messages that pass ``wanted``, beacons in ss-decode's places."""
+        selected: list[Message | Beacon] = []
+        append = selected.append
+        held = self.held
+        for item in items:
+            if isinstance(item, Message):
+                if wanted(item):
+                    append(item)
+                if held:
+                    selected.extend(held)
+                    held.clear()
+            elif isinstance(item, Beacon):
+                if item.remaining:  # it interrupted the message just before it
+                    append(item)
+                else:  # between messages: ss-decode prints it after the next one
+                    held.append(item)
+        chunk = self._render(selected)
+        if self.fmt == "log" and not chunk.isascii() and not _is_utf8(chunk):
+            chunk = self._render([self._printable(item) for item in selected])
+        self.out.write(chunk)
+
+    def _render(self, selected: list[Message | Beacon]) -> bytes:
+        line = self._log_line if self.fmt == "log" else self._json_line
+        return b"".join(
+            line(item) if isinstance(item, Message) else self._beacon_line(item)
+            for item in selected
+        )
+
+    def _printable(self, item: Message | Beacon) -> Message | Beacon:
+        """The message with a binary payload replaced by its printed form."""
+        if isinstance(item, Beacon) or _is_utf8(item.payload):
+            return item
+        text = self._binary_text(item.payload)
+        return Message(item.stream_key, item.shard_id, item.seq, item.timestamp, text)
+
+    def _log_line(self, m: Message) -> bytes:
+        seconds, millis = divmod(m.timestamp, 1000)
+        key = self.keys.get(m.stream_key)
+        if key is None:
+            key = self.keys[m.stream_key] = m.stream_key.encode("ascii")
+        if self.header_only:
+            return b"[%s%03d | %s | %d | %d]\n" % (
+                self.times.prefix(seconds),
+                millis,
+                key,
+                m.seq,
+                m.shard_id,
+            )
+        return b"[%s%03d | %s | %d | %d] %s\n" % (
+            self.times.prefix(seconds),
+            millis,
+            key,
+            m.seq,
+            m.shard_id,
+            m.payload,
+        )
+
+    def _binary_text(self, payload: bytes) -> bytes:
+        if self.binary == "hex":
+            return payload.hex().encode("ascii")
+        if self.binary == "base64":
+            return base64.b64encode(payload)
+        return BLOB
+
+    def _json_line(self, m: Message) -> bytes:
+        meta = json.dumps(
+            _meta(m.stream_key, m.shard_id, m.seq, m.timestamp), separators=(",", ":")
+        )
+        if self.header_only:
+            payload = "null"
+        else:
+            value = _json_payload(m.payload, self.binary)
+            payload = value if isinstance(value, _Raw) else json.dumps(value, ensure_ascii=False)
+        return f'{{"header":{meta},"payload":{payload}}}\n'.encode()
+
+
+def _is_utf8(data: bytes) -> bool:
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
+def decode_file(
+    path: str,
+    out: BinaryIO,
+    *,
+    fmt: str = "log",
+    header_only: bool = False,
+    streams: tuple[str, ...] = (),
+    since: int | None = None,
+    until: int | None = None,
+    binary: str = "blob",
+) -> int:
+    """Print ``path`` to ``out``; returns the number of messages printed.
+
+    Raises FileFormatError at damage, after printing everything before it.
+    """
+    reader = SsFileReader(path)
+    try:
+        header = reader.read_header()
+        if header is None:
+            raise FileFormatError(
+                f"file is {reader.size()} bytes long, too short for the 128-byte .ss header",
+                f"{path} at byte 0",
+                offset=0,
+            )
+        printer = _Printer(out, fmt, header_only, binary)
+        printer.header(header)
+        keys = frozenset(streams) if streams else None
+        if since is not None:
+            reader.seek(SeekTarget(keys, None, since))
+        printed = 0
+        stop = False
+
+        def wanted(m: Message) -> bool:
+            nonlocal printed, stop
+            if stop:
+                return False
+            if keys is not None:
+                if m.stream_key not in keys:
+                    return False
+            elif m.stream_key == INTERNAL_KEY and not is_eos(m):
+                return False
+            if since is not None and m.timestamp < since:
+                return False
+            if until is not None and m.timestamp > until and not is_eos(m):
+                stop = True
+                return False
+            printed += 1
+            return True
+
+        while not stop:
+            items = reader.read_items(4096)
+            if not items:
+                break
+            if items[0].__class__ is FileHeader:
+                items = items[1:]
+            printer.batch(items, wanted)
+        out.flush()
+        return printed
+    finally:
+        reader.close()
+
+
+@click.command()
+@click.argument("file", type=click.Path(dir_okay=False))
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["log", "ndjson"]),
+    default="log",
+    show_default=True,
+    help="log: '# header', '[ts | key | seq | shard] payload' lines; ndjson: one JSON per message.",
+)
+@click.option("--header-only", is_flag=True, help="Print message headers without payloads.")
+@click.option(
+    "--stream",
+    "streams",
+    multiple=True,
+    metavar="KEY",
+    help="Only messages of this stream (repeat, or KEY1,KEY2).",
+)
+@click.option("--since", metavar="TIME", help="Start at this time: ISO-8601, epoch s, or -10m.")
+@click.option("--until", metavar="TIME", help="Stop after the last message at or before TIME.")
+@click.option(
+    "--binary",
+    type=click.Choice(["blob", "hex", "base64"]),
+    default="blob",
+    show_default=True,
+    help="How a non-UTF-8 payload prints (blob: <BINARY BLOB>; ndjson: a byte array).",
+)
+def decode(
+    file: str,
+    fmt: str,
+    header_only: bool,
+    streams: tuple[str, ...],
+    since: str | None,
+    until: str | None,
+    binary: str,
+) -> None:
+    """Print a .ss file (SeaStreamer's format) as log lines or ndjson."""
+    keys = tuple(
+        validate_stream_key(k.strip(), where="--stream")
+        for text in streams
+        for k in text.split(",")
+        if k.strip()
+    )
+    if streams and not keys:
+        raise UsageError("no stream key given", "--stream")
+    since_ms = parse_time(since, what="--since time") if since is not None else None
+    until_ms = parse_time(until, what="--until time") if until is not None else None
+    out = sys.stdout.buffer
+    decode_file(
+        file,
+        out,
+        fmt=fmt,
+        header_only=header_only,
+        streams=keys,
+        since=since_ms,
+        until=until_ms,
+        binary=binary,
+    )

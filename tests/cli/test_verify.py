@@ -1,0 +1,136 @@
+"""``streamkit verify``: summary, damage by byte offset, marker warnings, ``--repair``."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+from click.testing import CliRunner, Result
+
+from streamkit.cli.verify import verify
+from streamkit.connect import connect
+from streamkit.errors import FileFormatError
+from streamkit.formats.ss import HEADER_SIZE, SsEncoder
+
+SAMPLE = "/work/shared/fixtures/sample-1.ss"
+
+
+def run(*args: str) -> Result:
+    return CliRunner().invoke(verify, list(args))
+
+
+def write_file(path: Path, count: int, interval: int = 1024, eos: bool = True) -> bytes:
+    encoder = SsEncoder(interval)
+    data = encoder.header(path.name, 0)
+    data += encoder.encode([("k", 0, i, 1000 * i, b"m-%03d" % i) for i in range(1, count + 1)])
+    if eos:
+        data += encoder.eos(10**6)
+    path.write_bytes(data)
+    return data
+
+
+FRAME = 1 + 1 + 28 + 5 + 3
+
+
+def test_sample_summary() -> None:
+    result = run(SAMPLE)
+    assert result.exit_code == 0, result.output
+    out = result.output.splitlines()
+    assert "messages: 27 (2279 payload bytes)" in out  # 2282 minus the EOS payload
+    assert "time range: 2023-09-15T08:39:37.912 .. 2023-09-15T08:39:38.564" in out
+    assert "  event shard 0: 22 messages, seq 1..22" in out
+    assert "beacons: 0" in out and "end: EOS at byte 3425" in out
+    assert out[-1] == "ok"
+
+
+def test_file_with_beacons_verifies(tmp_path: Path) -> None:
+    path = tmp_path / "b.ss"
+    data = write_file(path, 300, interval=128)
+    result = run(str(path))
+    assert result.exit_code == 0, result.output
+    assert f"beacons: {(len(data) - 1) // 128}" in result.output
+    assert "warning" not in result.output
+
+
+def test_damage_names_the_offset_and_exits_3(tmp_path: Path) -> None:
+    path = tmp_path / "d.ss"
+    data = bytearray(write_file(path, 10))
+    data[HEADER_SIZE + 4 * FRAME + 31] ^= 0x10
+    path.write_bytes(bytes(data))
+    result = run(str(path))
+    error = result.exception
+    assert isinstance(error, FileFormatError) and error.exit_code == 3
+    assert error.offset == HEADER_SIZE + 4 * FRAME
+    assert "messages: 4 " in result.output and "damaged" in result.output
+
+
+def test_a_wrong_marker_is_a_warning(tmp_path: Path) -> None:
+    path = tmp_path / "w.ss"
+    data = bytearray(write_file(path, 60, interval=1024))
+    # The beacon at 1024 holds one marker for "k"; its running checksum is the last 2 bytes
+    # before the closing 0x0D.
+    end = 1024 + 7 + 1 + 1 + 24 + 2
+    data[end - 2] ^= 0xFF
+    path.write_bytes(bytes(data))
+    result = run(str(path))
+    assert result.exit_code == 0, result.output
+    assert "warning: beacon 1 at byte 1024: marker for k:0" in result.output
+
+
+def test_repair_cuts_a_half_written_tail_and_the_file_appends_again(tmp_path: Path) -> None:
+    path = tmp_path / "r.ss"
+    data = write_file(path, 10, eos=False)
+    path.write_bytes(data + b"\x01k\x00\x00")  # a crashed writer's few bytes
+    result = run(str(path))
+    assert isinstance(result.exception, FileFormatError)
+    assert "middle of a message" in str(result.exception)
+    result = run(str(path), "--repair")
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "r.ss.bak").read_bytes() == data + b"\x01k\x00\x00"
+    assert path.read_bytes() == data
+    assert run(str(path)).exit_code == 0
+
+    async def append_and_read() -> list[int]:
+        async with connect(f"file://{path}") as streamer:
+            producer = await streamer.producer("k")
+            await producer.send(b"new")
+            await producer.close()
+            consumer = await streamer.consumer(("k",))
+            return [m.seq async for m in consumer]
+
+    assert asyncio.run(append_and_read()) == list(range(1, 12))
+
+
+def test_repair_of_a_damaged_middle_keeps_what_came_before(tmp_path: Path) -> None:
+    path = tmp_path / "m.ss"
+    data = bytearray(write_file(path, 10))
+    data[HEADER_SIZE + 6 * FRAME + 31] ^= 1
+    path.write_bytes(bytes(data))
+    result = run(str(path), "--repair")
+    assert result.exit_code == 0, result.output
+    assert path.stat().st_size == HEADER_SIZE + 6 * FRAME
+    assert "messages: 6 " in run(str(path)).output
+    # A second repair backs up to a fresh name instead of overwriting the first backup.
+    path.write_bytes(bytes(data))
+    run(str(path), "--repair")
+    assert (tmp_path / "m.ss.bak.1").read_bytes() == bytes(data)
+
+
+def test_bytes_after_eos_are_damage(tmp_path: Path) -> None:
+    path = tmp_path / "e.ss"
+    data = write_file(path, 3)
+    path.write_bytes(data + b"stale")
+    result = run(str(path))
+    assert isinstance(result.exception, FileFormatError)
+    assert "follow the end-of-stream" in str(result.exception)
+    assert run(str(path), "--repair").exit_code == 0
+    assert path.read_bytes() == data
+
+
+def test_garbage_header_cannot_be_repaired(tmp_path: Path) -> None:
+    path = tmp_path / "g.ss"
+    path.write_bytes(b"GIF89a" + bytes(300))
+    result = run(str(path), "--repair")
+    assert isinstance(result.exception, FileFormatError)
+    assert "header" in str(result.exception)
+    assert not (tmp_path / "g.ss.bak").exists()
