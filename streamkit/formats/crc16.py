@@ -16,12 +16,15 @@ does it in a single lookup (built on first use, ~20 ms).
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import anycrc
 
 __all__ = [
     "CRC16_INIT",
     "Bytes",
     "crc16",
+    "crc16_calc",
     "crc16_python",
     "running_update",
     "word_table",
@@ -35,6 +38,8 @@ _POLY = 0xC867
 
 _model = anycrc.Model("CRC16-CDMA2000")
 _calc = _model.calc
+crc16_calc: Callable[[Bytes, int], int] = _model.calc
+"""The C function itself, ``crc16_calc(data, crc)``, for hot loops (``data`` must be non-empty)."""
 
 
 def crc16(data: Bytes, crc: int = CRC16_INIT) -> int:

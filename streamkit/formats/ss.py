@@ -57,7 +57,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 
 from streamkit.errors import FileFormatError, UsageError
-from streamkit.formats.crc16 import CRC16_INIT, crc16, word_table
+from streamkit.formats.crc16 import CRC16_INIT, crc16, crc16_calc, word_table
 from streamkit.message import INTERNAL_KEY, Message, validate_stream_key
 
 __all__ = [
@@ -97,6 +97,7 @@ MAX_TIMESTAMP = 253402300799999
 """9999-12-31T23:59:59.999: the last instant the canonical timestamp text can show."""
 
 _INTERNAL_BYTES = INTERNAL_KEY.encode("ascii")
+_calc = crc16_calc
 _MARKER_MAX = 282  # the largest possible marker: 1 + 255 + 8 + 8 + 8 + 2
 _FRAME_HEAD = struct.Struct(">QQQI")
 _FRAME_TAIL = struct.Struct(">HB")
@@ -387,6 +388,32 @@ class SsEncoder:
         return encode_beacon(remaining, chosen)
 
 
+_NO_CHECK, _BATCH_CHECK, _EXACT_CHECK = 0, 1, 2
+
+
+def _batch_ok(blocks: list[bytes]) -> bool:
+    """True when every block (a payload followed by its stored CRC) is intact.
+
+    A CRC register that has consumed a payload and then its own CRC is 0. Feeding it the two
+    bytes of ``_reset_word()`` turns 0 into 0xFFFF, the initial value, so the CRC of
+    ``sep.join(blocks)`` is 0 exactly when every block's is: one C call checks a whole run of
+    frames. (A single damaged frame always shows: multiplying its error by x^k modulo the
+    polynomial never gives 0.)
+    """
+    if not blocks:
+        return True
+    return _calc(_reset_word().join(blocks), CRC16_INIT) == 0
+
+
+_reset: list[bytes] = []
+
+
+def _reset_word() -> bytes:
+    if not _reset:
+        _reset.append(word_table().index(CRC16_INIT).to_bytes(2, "big"))
+    return _reset[0]
+
+
 class SsDecoder:
     """Incremental decoder: ``feed`` bytes in any chunking, ``read``/iterate items.
 
@@ -507,7 +534,32 @@ class SsDecoder:
                 return
 
     def _fast(self, out: list[Item], limit: int) -> bool:
-        """Parse the frames that lie wholly before the next beacon offset."""
+        """Parse the frames that lie wholly before the next beacon offset.
+
+        Checksums are verified for the whole run at once (``_batch_ok``); only when that fails
+        is the run parsed again frame by frame, to name the damaged frame.
+        """
+        if not self._verify:
+            return self._scan(out, limit, _NO_CHECK)
+        mark = (len(out), self._i, self.last_message_start, self.last_message_end)
+        blocks: list[bytes] = []
+        try:
+            progressed = self._scan(out, limit, _BATCH_CHECK, blocks)
+        except FileFormatError:
+            if _batch_ok(blocks):
+                raise
+            progressed = False
+        else:
+            if _batch_ok(blocks):
+                return progressed
+        del out[mark[0] :]
+        self._i, self.last_message_start, self.last_message_end = mark[1:]
+        self.ended = False
+        return self._scan(out, limit, _EXACT_CHECK)
+
+    def _scan(
+        self, out: list[Item], limit: int, check: int, blocks: list[bytes] | None = None
+    ) -> bool:
         buf = self._buf
         i = start_i = self._i
         base = self._base
@@ -518,8 +570,9 @@ class SsDecoder:
         lim = min(len(buf), (pos // interval + 1) * interval - base)
         unpack = _FRAME_HEAD.unpack_from
         keys = self._keys
-        verify = self._verify
         append = out.append
+        add_block = blocks.append if blocks is not None else None
+        calc = _calc
         n = len(out)
         frame_start = -1
         try:
@@ -539,12 +592,15 @@ class SsDecoder:
                 if key is None:
                     key = self._new_key(buf[i + 1 : h], base + i)
                 payload = buf[ps:pe]
-                if verify and (
-                    buf[pe + 2] != 13
-                    or (crc16(payload) if size else CRC16_INIT) != (buf[pe] << 8 | buf[pe + 1])
-                    or ts > MAX_TIMESTAMP
-                ):
-                    self._frame_error(key, shard, seq, ts, payload, buf[pe : pe + 3], base + i)
+                if check:
+                    if buf[pe + 2] != 13 or ts > MAX_TIMESTAMP:
+                        self._frame_error(key, shard, seq, ts, payload, buf[pe : pe + 3], base + i)
+                    if add_block is not None:
+                        add_block(buf[ps : pe + 2])
+                    elif (calc(payload, CRC16_INIT) if size else CRC16_INIT) != (
+                        buf[pe] << 8 | buf[pe + 1]
+                    ):
+                        self._frame_error(key, shard, seq, ts, payload, buf[pe : pe + 3], base + i)
                 append(Message(key, shard, seq, ts, payload))
                 n += 1
                 frame_start = i

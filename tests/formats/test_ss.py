@@ -436,3 +436,39 @@ def test_encoder_writes_the_good_frames_before_a_bad_one() -> None:
     assert encoder.failed is not None
     assert as_frames(decode_all(head + out)) == [("k", 0, 1, 0, b"a")]
     assert encoder.next_seq("k") == 2
+
+
+@settings(max_examples=80, deadline=None)
+@given(
+    sizes=st.lists(st.integers(0, 300), min_size=2, max_size=30),
+    pick=st.integers(0, 10**6),
+    bit=st.integers(0, 7),
+)
+def test_any_flipped_payload_or_crc_bit_names_its_frame(
+    sizes: list[int], pick: int, bit: int
+) -> None:
+    """Checksums are checked per run of frames; damage must still name the exact frame."""
+    frames = [("k", 0, i + 1, i, bytes([i % 251]) * n) for i, n in enumerate(sizes)]
+    encoder = SsEncoder(1 << 20)
+    data = bytearray(encoder.header("h", 0) + encoder.encode(frames))
+    starts = [HEADER_SIZE]
+    for _, _, _, _, payload in frames:
+        starts.append(starts[-1] + 33 + len(payload))
+    victim = pick % len(frames)
+    span = len(frames[victim][4]) + 2  # payload and CRC bytes
+    data[starts[victim] + 30 + pick % span] ^= 1 << bit
+    got, error = read_until_error(bytes(data))
+    assert [m.seq for m in got] == list(range(1, victim + 1))
+    assert error.offset == starts[victim] and "checksum mismatch" in error.what
+
+
+def test_earliest_damage_wins_when_a_later_frame_is_also_broken() -> None:
+    frames = [("k", 0, i + 1, i, b"abcdef") for i in range(10)]
+    encoder = SsEncoder(1 << 20)
+    data = bytearray(encoder.header("h", 0) + encoder.encode(frames))
+    frame = 39
+    data[HEADER_SIZE + 3 * frame + 31] ^= 1  # payload of seq 4: a checksum error
+    data[HEADER_SIZE + 7 * frame + frame - 1] = 0  # trailer of seq 8: a framing error
+    got, error = read_until_error(bytes(data))
+    assert [m.seq for m in got] == [1, 2, 3]
+    assert error.offset == HEADER_SIZE + 3 * frame and "checksum" in error.what
