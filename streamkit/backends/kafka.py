@@ -116,6 +116,7 @@ class KafkaStreamer(Streamer):
             self._where,
             timeout,
             self.connect_options.verbose,
+            self._admin,
         )
         try:
             await asyncio.to_thread(consumer.start)
@@ -135,6 +136,8 @@ async def open_streamer(uri: StreamUri, options: ConnectOptions) -> KafkaStreame
     """Connect: check the ``-X`` settings and that a broker answers within the timeout."""
     config = base_config(uri, options.settings)
     config["logger"] = kafka_logger(options.verbose)
+    # Looking a topic up must not create it: a reader of a misspelt topic gets an error.
+    config["allow.auto.create.topics"] = False
     admin = _construct(AdminClient, config, options.settings)
     timeout = options.connect_timeout
     try:

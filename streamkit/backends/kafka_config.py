@@ -51,7 +51,7 @@ CONSUMER_DEFAULTS: dict[str, Any] = {
     "session.timeout.ms": 6000,
 }
 
-_PROPERTY = re.compile(r'property "?([A-Za-z0-9._-]+)"?')
+_PROPERTY = re.compile(r'property:? "?([A-Za-z0-9._-]+)"?')
 
 
 def base_config(uri: StreamUri, settings: Mapping[str, str]) -> dict[str, Any]:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import sys
+import time
 from collections.abc import Sequence
 from typing import Any
 
@@ -28,9 +29,11 @@ from confluent_kafka import (
 
 from streamkit.backends.base import Consumer, ConsumerOptions
 from streamkit.backends.kafka_config import describe_kafka_error
+from streamkit.backends.kafka_identity import topic_ids
 from streamkit.backends.kafka_positions import (
     TP,
     fetch_ends,
+    list_partitions,
     offsets_for_time,
     take,
     watermarks,
@@ -43,6 +46,14 @@ __all__ = ["KafkaConsumer"]
 
 _WAIT = 0.25
 """Seconds one blocking consume waits, so that ``stop()`` is noticed promptly."""
+
+_OUTAGE = {
+    KafkaError._TRANSPORT,
+    KafkaError._ALL_BROKERS_DOWN,
+    KafkaError.UNKNOWN_TOPIC_OR_PART,
+    KafkaError._UNKNOWN_TOPIC,
+}
+"""Conditions after which the topic may have come back as a new topic (kafka_identity)."""
 
 _TRANSIENT = {
     KafkaError._TRANSPORT,
@@ -72,8 +83,14 @@ class KafkaConsumer(Consumer):
         where: str,
         timeout: float,
         verbose: bool,
+        admin: Any = None,
     ) -> None:
         super().__init__(options)
+        self._admin = admin
+        self._topic_ids: dict[str, str] | None = None
+        self._suspect = False
+        self._last_check = 0.0
+        self._fatal: str | None = None
         self._config = config
         self._topics = list(topics)
         self._partitions = list(partitions)
@@ -106,7 +123,9 @@ class KafkaConsumer(Consumer):
             self._ends = fetch_ends(self._config, self._partitions, self._timeout)
             for tp, end in sorted(self._ends.items()):
                 self._log(f"{_name(tp)} ends at offset {end} for this run")
-        config = {**self._config}
+        if self._admin is not None:
+            self._topic_ids = topic_ids(self._admin, self._topics, self._timeout)
+        config = {**self._config, "error_cb": self._on_error}
         if self._group_mode:
             # A group without a committed position starts where --offset says (default: end);
             # --offset N and --since are applied on assignment instead.
@@ -189,6 +208,17 @@ class KafkaConsumer(Consumer):
             return False
         return self._assigned <= self._done
 
+    def _on_error(self, error: Any) -> None:
+        """librdkafka's client-level errors (broker down, ...); called inside consume()."""
+        code = error.code()
+        if code in _OUTAGE:
+            self._suspect = True
+        if error.fatal():
+            self._fatal = f"Kafka consumer failed: {describe_kafka_error(error)}"
+        elif code not in self._reported:
+            self._reported.add(code)
+            self._log(f"{describe_kafka_error(error)} (retrying)")
+
     def _event(self, message: Any) -> None:
         """A non-message from consume(): end of a partition, or a broker condition."""
         error = message.error()
@@ -201,6 +231,8 @@ class KafkaConsumer(Consumer):
             if self._until is not None and self._until < now_ms():
                 self._finish(tp)
             return
+        if code in _OUTAGE:
+            self._suspect = True
         if error.fatal() or code not in _TRANSIENT:
             raise BackendError(f"Kafka consumer failed: {describe_kafka_error(error)}", self._where)
         if code not in self._reported:
@@ -269,6 +301,9 @@ class KafkaConsumer(Consumer):
             if self._pending is None:
                 if self._stopping or self._all_done():
                     raise EndOfStream
+                if self._suspect and time.monotonic() - self._last_check > 0.5:
+                    self._last_check = time.monotonic()
+                    await asyncio.to_thread(self._recheck_topics)
                 raw = client.consume(max_messages, 0)
                 if not raw:
                     loop = asyncio.get_running_loop()
@@ -277,9 +312,46 @@ class KafkaConsumer(Consumer):
                 # Shielded: a cancelled caller must not strand messages already taken.
                 raw = await asyncio.shield(self._pending)
                 self._pending = None
+            if self._fatal is not None:
+                raise BackendError(self._fatal, self._where)
             batch = self._convert(raw)
             if batch:
                 return batch
+
+    def _recheck_topics(self) -> None:
+        """After an outage: read any topic that came back with a new id from its first offset."""
+        if self._topic_ids is None:
+            self._suspect = False
+            return
+        ids = topic_ids(self._admin, self._topics, min(self._timeout, 1.0))
+        if ids is None:
+            return  # still down, or not re-created yet: look again later
+        self._suspect = False
+        changed = {t for t in self._topics if ids.get(t) != self._topic_ids.get(t)}
+        self._topic_ids = ids
+        if not changed:
+            return
+        client = self._client
+        partitions = list_partitions(self._admin, sorted(changed), self._timeout, self._where)
+        marks = watermarks(client, partitions, self._timeout)
+        owned = self._assigned or set()
+        known = set(self._partitions)
+        for topic in sorted(changed):
+            self._log(f"topic {topic} was re-created (new topic id): reading it from offset 0 on")
+        if self._ends is not None:
+            self._ends.update(fetch_ends(self._config, partitions, self._timeout))
+        for tp in partitions:
+            self._done.discard(tp)
+            position = TopicPartition(tp[0], tp[1], marks[tp][0])
+            if tp in owned:
+                try:
+                    client.seek(position)
+                except KafkaException as exc:
+                    self._log(f"seek of {_name(tp)} failed: {describe_kafka_error(exc.args[0])}")
+            elif not self._group_mode and tp not in known:
+                client.incremental_assign([position])
+                self._partitions.append(tp)
+                owned.add(tp)
 
     async def commit(self, messages: Sequence[Message]) -> None:
         if not self._group_mode or not messages:

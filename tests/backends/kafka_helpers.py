@@ -6,7 +6,7 @@ import asyncio
 from collections.abc import Coroutine, Sequence
 from typing import Any, TypeVar
 
-from streamkit.backends.base import Consumer, ConnectOptions, Streamer
+from streamkit.backends.base import ConnectOptions, Consumer, Streamer
 from streamkit.connect import connect
 from streamkit.message import Message
 

@@ -15,6 +15,7 @@ import glob
 import importlib.util
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import time
@@ -128,7 +129,7 @@ class KafkaBroker:
         proc, self._proc = self._proc, None
         if proc is None or proc.poll() is not None:
             return
-        proc.terminate()
+        proc.send_signal(signal.SIGINT)  # tansu ignores SIGTERM for seconds; SIGINT is instant
         try:
             proc.wait(5)
         except subprocess.TimeoutExpired:
