@@ -114,6 +114,14 @@ class FileProducer(Producer):
             raise BackendError("send on a closed file producer", self._writer.path)
         if not items:
             return
+        if all(item.__class__ is Message for item in items):
+            if self.stream_key is None:
+                for key in {m.stream_key for m in items}:  # type: ignore[union-attr]
+                    if key not in self._checked_keys:
+                        _refuse_internal(key, self._writer.path)
+                        self._checked_keys.add(key)
+            self._writer.write_messages(items, self.stream_key)  # type: ignore[arg-type]
+            return
         self._writer.write_frames(self._frames(items))
 
     def _frames(self, items: Sequence[Payload]) -> list[tuple[str, int, int, int, bytes]]:

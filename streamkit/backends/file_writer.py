@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Sequence
 
 from streamkit.errors import BackendError, FileFormatError, UsageError
 from streamkit.formats.crc16 import CRC16_INIT, crc16, word_table
@@ -170,10 +171,21 @@ class SsFileWriter:
     def write_frames(self, frames: list[tuple[str, int, int, int, bytes]]) -> None:
         if self.closed:
             raise BackendError("the file producer is closed", self.path)
-        data = self.encoder.encode(frames)
-        self._write(data)
+        self._write(self.encoder.encode(frames))
+        self._raise_failed()
+
+    def write_messages(self, messages: Sequence[Message], key: str | None) -> None:
+        """Messages keep seq, shard and timestamp; ``key`` (if given) replaces their keys."""
+        if self.closed:
+            raise BackendError("the file producer is closed", self.path)
+        self._write(self.encoder.encode_messages(messages, key))
+        self._raise_failed()
+
+    def _raise_failed(self) -> None:
         if self.encoder.failed is not None:
-            raise UsageError(str(self.encoder.failed), self.path)
+            raise UsageError(
+                f"{self.encoder.failed} (the messages before it were written)", self.path
+            )
 
     def close(self, *, eos: bool) -> None:
         """Write EOS if asked, then fsync and close: a clean end a reader can trust."""

@@ -30,10 +30,11 @@ from streamkit.timeutil import format_ms, parse_time
 __all__ = ["decode", "decode_file"]
 
 BLOB = b"<BINARY BLOB>"
+_MILLIS = [b"%03d" % ms for ms in range(1000)]
 
 
 class _Times:
-    """``format_ms`` as bytes, with the costly date part cached per second."""
+    """``[`` and the date part of ``format_ms`` as bytes, cached per second."""
 
     def __init__(self) -> None:
         self._cache: dict[int, bytes] = {}
@@ -43,7 +44,7 @@ class _Times:
         if text is None:
             if len(self._cache) > 100_000:
                 self._cache.clear()
-            text = self._cache[seconds] = format_ms(seconds * 1000)[:-3].encode("ascii")
+            text = self._cache[seconds] = b"[" + format_ms(seconds * 1000)[:-3].encode("ascii")
         return text
 
 
@@ -114,7 +115,7 @@ class _Printer:
         self.binary = binary
         self.times = _Times()
         self.held: list[Beacon] = []
-        self.keys: dict[str, bytes] = {}
+        self.keyparts: dict[str, bytes] = {}
 
     def header(self, header: FileHeader) -> None:
         text = _header_json(header)
@@ -125,14 +126,26 @@ class _Printer:
         text = _beacon_json(beacon)
         return (f"# {text}\n" if self.fmt == "log" else f"/* {text} */\n").encode("utf-8")
 
-    def batch(self, items: list[Item], wanted: Callable[[Message], bool]) -> None:
-        """Print a batch: messages that pass ``wanted``, beacons in ss-decode's places."""
+    def batch(self, items: list[Item], wanted: Callable[[Message], bool] | None) -> None:
+        """Print messages that pass ``wanted`` (None: all), and beacons where ss-decode does."""
+        if wanted is None and not self.held and not any(i.__class__ is Beacon for i in items):
+            selected: list[Message | Beacon] = items  # type: ignore[assignment]
+        else:
+            selected = self._select(items, wanted)
+        chunk = self._render(selected)
+        if self.fmt == "log" and not chunk.isascii() and not _is_utf8(chunk):
+            chunk = self._render([self._printable(item) for item in selected])
+        self.out.write(chunk)
+
+    def _select(
+        self, items: list[Item], wanted: Callable[[Message], bool] | None
+    ) -> list[Message | Beacon]:
         selected: list[Message | Beacon] = []
         append = selected.append
         held = self.held
         for item in items:
             if isinstance(item, Message):
-                if wanted(item):
+                if wanted is None or wanted(item):
                     append(item)
                 if held:
                     selected.extend(held)
@@ -142,17 +155,49 @@ class _Printer:
                     append(item)
                 else:  # between messages: ss-decode prints it after the next one
                     held.append(item)
-        chunk = self._render(selected)
-        if self.fmt == "log" and not chunk.isascii() and not _is_utf8(chunk):
-            chunk = self._render([self._printable(item) for item in selected])
-        self.out.write(chunk)
+        return selected
 
     def _render(self, selected: list[Message | Beacon]) -> bytes:
-        line = self._log_line if self.fmt == "log" else self._json_line
-        return b"".join(
-            line(item) if isinstance(item, Message) else self._beacon_line(item)
-            for item in selected
-        )
+        if self.fmt != "log":
+            return b"".join(
+                self._json_line(item) if isinstance(item, Message) else self._beacon_line(item)
+                for item in selected
+            )
+        # The hot loop of `decode`: one % format per message; the date text is cached per second
+        # and the " | key | " part per stream.
+        parts: list[bytes] = []
+        append = parts.append
+        keyparts = self.keyparts
+        prefix_of = self.times.prefix
+        lo = hi = 0
+        prefix = b""
+        last_key = ""
+        keypart = b""
+        millis = _MILLIS
+        form = b"%s%s%s%d | %d]\n" if self.header_only else b"%s%s%s%d | %d] %s\n"
+        for item in selected:
+            if item.__class__ is not Message:
+                assert isinstance(item, Beacon)
+                append(self._beacon_line(item))
+                continue
+            assert isinstance(item, Message)
+            ts = item.timestamp
+            if not lo <= ts < hi:
+                lo = ts - ts % 1000
+                hi = lo + 1000
+                prefix = prefix_of(lo // 1000)
+            if item.stream_key is not last_key:
+                last_key = item.stream_key
+                keypart = keyparts.get(last_key) or b""
+                if not keypart:
+                    keypart = keyparts[last_key] = b" | %s | " % last_key.encode("ascii")
+            if self.header_only:
+                append(form % (prefix, millis[ts - lo], keypart, item.seq, item.shard_id))
+            else:
+                append(
+                    form % (prefix, millis[ts - lo], keypart, item.seq, item.shard_id, item.payload)
+                )
+        return b"".join(parts)
 
     def _printable(self, item: Message | Beacon) -> Message | Beacon:
         """The message with a binary payload replaced by its printed form."""
@@ -160,28 +205,6 @@ class _Printer:
             return item
         text = self._binary_text(item.payload)
         return Message(item.stream_key, item.shard_id, item.seq, item.timestamp, text)
-
-    def _log_line(self, m: Message) -> bytes:
-        seconds, millis = divmod(m.timestamp, 1000)
-        key = self.keys.get(m.stream_key)
-        if key is None:
-            key = self.keys[m.stream_key] = m.stream_key.encode("ascii")
-        if self.header_only:
-            return b"[%s%03d | %s | %d | %d]\n" % (
-                self.times.prefix(seconds),
-                millis,
-                key,
-                m.seq,
-                m.shard_id,
-            )
-        return b"[%s%03d | %s | %d | %d] %s\n" % (
-            self.times.prefix(seconds),
-            millis,
-            key,
-            m.seq,
-            m.shard_id,
-            m.payload,
-        )
 
     def _binary_text(self, payload: bytes) -> bytes:
         if self.binary == "hex":
@@ -259,13 +282,27 @@ def decode_file(
             printed += 1
             return True
 
+        plain = keys is None and since is None and until is None
         while not stop:
             items = reader.read_items(4096)
             if not items:
                 break
             if items[0].__class__ is FileHeader:
                 items = items[1:]
-            printer.batch(items, wanted)
+            if plain:
+                # Internal frames other than EOS (PULSE) are never data; they are never written
+                # either, so this check almost never copies.
+                if any(i.__class__ is Message and i.stream_key == INTERNAL_KEY for i in items):
+                    items = [
+                        i
+                        for i in items
+                        if not (isinstance(i, Message) and i.stream_key == INTERNAL_KEY)
+                        or is_eos(i)
+                    ]
+                printed += sum(1 for i in items if i.__class__ is Message)
+                printer.batch(items, None)
+            else:
+                printer.batch(items, wanted)
         out.flush()
         return printed
     finally:

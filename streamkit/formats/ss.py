@@ -209,7 +209,7 @@ def decode_header(data: bytes, where: str = "<bytes>") -> FileHeader:
 
 
 def _key_prefix(key: str) -> bytes:
-    data = key.encode("ascii")
+    data = validate_stream_key(key).encode("ascii")
     return bytes((len(data),)) + data
 
 
@@ -296,10 +296,59 @@ class SsEncoder:
         state = self.streams.get((key, shard))
         return 1 if state is None else state.seq + 1
 
-    def encode_messages(self, messages: Iterable[Message]) -> bytes:
-        return self.encode(
-            (m.stream_key, m.shard_id, m.seq, m.timestamp, m.payload) for m in messages
-        )
+    def encode_messages(self, messages: Iterable[Message], key: str | None = None) -> bytes:
+        """Like ``encode`` for Messages (their seq, shard and timestamp are kept); ``key``
+        replaces every message's stream key. The relay path: no tuples built per message."""
+        self.failed = None
+        parts: list[bytes] = []
+        append = parts.append
+        pos = self.position
+        interval = self.interval
+        boundary = (pos // interval + 1) * interval
+        streams = self.streams
+        prefixes = self._prefixes
+        table = word_table()
+        head_pack = _FRAME_HEAD.pack
+        tail_pack = _FRAME_TAIL.pack
+        calc = _calc
+        last: tuple[str, int] | None = None
+        state = StreamState(0, 0)
+        try:
+            for m in messages:
+                k = key or m.stream_key
+                prefix = prefixes.get(k)
+                if prefix is None:
+                    prefix = prefixes[k] = _key_prefix(k)
+                payload = m.payload
+                shard, seq, ts = m.shard_id, m.seq, m.timestamp
+                crc = calc(payload, CRC16_INIT) if payload else CRC16_INIT
+                head = prefix + head_pack(shard, seq, ts, len(payload))
+                tail = tail_pack(crc, 13)
+                if last is None or last[0] != k or last[1] != shard:
+                    last = (k, shard)
+                    found = streams.get(last)
+                    if found is None:
+                        found = streams[last] = StreamState(seq, ts)
+                        self._order = None
+                    state = found
+                if seq > state.seq:
+                    state.seq = seq
+                if ts > state.timestamp:
+                    state.timestamp = ts
+                state.running = table[state.running ^ crc]
+                end = pos + len(head) + len(payload) + 3
+                if end < boundary:
+                    append(head)
+                    append(payload)
+                    append(tail)
+                    pos = end
+                else:
+                    pos = self._splice(head + payload + tail, pos, append)
+                    boundary = (pos // interval + 1) * interval
+        except (struct.error, UsageError) as exc:
+            self.failed = ValueError(f"cannot encode a frame: {exc}")
+        self.position = pos
+        return b"".join(parts)
 
     def eos(self, timestamp: int) -> bytes:
         return self.encode(((INTERNAL_KEY, 0, 0, timestamp, EOS_PAYLOAD),))
@@ -327,7 +376,7 @@ class SsEncoder:
                 prefix = prefixes.get(key)
                 if prefix is None:
                     prefix = prefixes[key] = _key_prefix(key)
-                crc = crc16(payload) if payload else CRC16_INIT
+                crc = _calc(payload, CRC16_INIT) if payload else CRC16_INIT
                 head = prefix + head_pack(shard, seq, ts, len(payload))
                 tail = tail_pack(crc, 13)
                 state = streams.get((key, shard))
@@ -349,10 +398,10 @@ class SsEncoder:
                 else:
                     pos = self._splice(head + payload + tail, pos, append)
                     boundary = (pos // interval + 1) * interval
-        except struct.error as exc:
+        except (struct.error, UsageError) as exc:
             # The frames before the bad one are encoded and already in the stream state: return
             # them, and leave the error for the caller to raise once they are written.
-            self.failed = ValueError(f"a field does not fit the .ss frame: {exc}")
+            self.failed = ValueError(f"cannot encode a frame: {exc}")
         self.position = pos
         return b"".join(parts)
 

@@ -314,3 +314,14 @@ def test_unsupported_options_are_refused(tmp_path: Path) -> None:
         run(write(tmp_path / "v.ss", "k", [b"a"], beacon_interval=64))
     with pytest.raises(UsageError, match="reserved"):
         run(write(path, INTERNAL_KEY, [b"EOS"]))
+
+
+def test_a_message_out_of_range_fails_after_the_good_ones_are_written(tmp_path: Path) -> None:
+    path = tmp_path / "o.ss"
+    good = [Message("k", 0, 1, 5, b"a"), Message("k", 0, 2, 6, b"b")]
+    with pytest.raises(UsageError, match="before it were written"):
+        run(write(path, None, [*good, Message("k", 0, 3, -1, b"c")]))
+    got = run(read(path))
+    assert [(m.seq, m.payload) for m in got] == [(1, b"a"), (2, b"b")]
+    with pytest.raises(UsageError, match="invalid character"):
+        run(write(path, None, [Message("bad key", 0, 1, 1, b"x")]))
