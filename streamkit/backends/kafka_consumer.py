@@ -241,26 +241,49 @@ class KafkaConsumer(Consumer):
             self._log(f"{describe_kafka_error(error)} (retrying)")
 
     def _convert(self, raw: list[Any]) -> list[Message]:
+        if self._since is None and self._until is None:
+            return self._convert_plain(raw)
+        return self._convert_window(raw)
+
+    def _convert_plain(self, raw: list[Any]) -> list[Message]:
+        """The hot path: every message, or (``-e``) every message before the fixed ends."""
         out: list[Message] = []
         append = out.append
-        if self._ends is None and self._since is None and self._until is None:
-            for m in raw:
-                if m.error() is None:
-                    headers = m.headers()
-                    append(
-                        Message(
-                            m.topic(),
-                            m.partition(),
-                            m.offset(),
-                            m.timestamp()[1],
-                            m.value() or b"",
-                            m.key(),
-                            tuple(headers) if headers else (),
-                        )
-                    )
-                else:
-                    self._event(m)
-            return out
+        ends = self._ends
+        single = self._topics[0] if len(self._topics) == 1 else None
+        for m in raw:
+            if m.error() is not None:
+                self._event(m)
+                continue
+            topic = single or m.topic()
+            partition = m.partition()
+            offset = m.offset()
+            if ends is not None and offset + 1 >= ends.get((topic, partition), 0):
+                # The last message before the end (deliver, then done) or one after it.
+                tp = (topic, partition)
+                if tp in self._done:
+                    continue
+                self._finish(tp)
+                if offset >= ends.get(tp, 0):
+                    continue
+            headers = m.headers()
+            append(
+                Message(
+                    topic,
+                    partition,
+                    offset,
+                    m.timestamp()[1],
+                    m.value() or b"",
+                    m.key(),
+                    tuple(headers) if headers else (),
+                )
+            )
+        return out
+
+    def _convert_window(self, raw: list[Any]) -> list[Message]:
+        """With --since/--until: filter by timestamp, finish partitions past ``until``."""
+        out: list[Message] = []
+        append = out.append
         ends, since, until, done = self._ends, self._since, self._until, self._done
         for m in raw:
             if m.error() is not None:
