@@ -60,6 +60,7 @@ class KafkaStreamer(Streamer):
         self._config["logger"] = kafka_logger(options.verbose)
         self._admin = admin
         self._producers: list[KafkaProducer] = []
+        self._consumers: list[KafkaConsumer] = []
         self._where = uri.redacted()
 
     def _topic_check(self, client: Any) -> Any:
@@ -124,12 +125,18 @@ class KafkaStreamer(Streamer):
             raise config_error(
                 describe_kafka_error(exc.args[0]), self.connect_options.settings
             ) from None
+        self._consumers.append(consumer)
         return consumer
 
     async def close(self) -> None:
         producers, self._producers = self._producers, []
-        for producer in producers:
-            await producer.close()
+        consumers, self._consumers = self._consumers, []
+        try:
+            for producer in producers:
+                await producer.close()
+        finally:
+            for consumer in consumers:
+                await consumer.close()
 
 
 async def open_streamer(uri: StreamUri, options: ConnectOptions) -> KafkaStreamer:
