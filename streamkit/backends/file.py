@@ -189,6 +189,7 @@ class FileConsumer(Consumer):
         self._closed = False
         self._poll = _POLL_MIN
         self._positioned = False
+        self._hold: tuple[int, int] | None = None
         try:
             self._position()  # "end" means the end as it is now, not at the first read
         except BaseException:
@@ -207,6 +208,10 @@ class FileConsumer(Consumer):
             return False
         if self.options.offset == "end":
             reader.seek_end()
+            if reader.follow and reader.ends_with_eos:
+                # The file was closed cleanly: a live consumer waits on that EOS for a writer
+                # to resume the file (which overwrites it) instead of ending at once.
+                self._hold = reader.version()
         elif self._since is not None or self._min_seq is not None:
             reader.seek(SeekTarget(self._keys, self._min_seq, self._since))
         self._positioned = True
@@ -226,6 +231,11 @@ class FileConsumer(Consumer):
                     break
                 await self._wait()
                 continue
+            if self._hold is not None:
+                if reader.version() == self._hold and not self._stopping:
+                    await self._wait()
+                    continue
+                self._hold = None
             items = reader.read_items(max_messages)
             if items:
                 self._poll = _POLL_MIN

@@ -85,12 +85,19 @@ class SsFileReader:
         self.decoder = SsDecoder(source=path)
         self._fed = 0
         self._done = False
+        self.ends_with_eos = False
+        """Set by ``seek_end``: the position is the start of the EOS a clean close left."""
 
     def close(self) -> None:
         self._file.close()
 
     def size(self) -> int:
         return os.fstat(self._file.fileno()).st_size
+
+    def version(self) -> tuple[int, int]:
+        """(size, mtime in ns): changes when a writer touches the file."""
+        st = os.fstat(self._file.fileno())
+        return st.st_size, st.st_mtime_ns
 
     def _read(self, offset: int, n: int) -> bytes:
         data = os.pread(self._file.fileno(), n, offset)
@@ -218,6 +225,7 @@ class SsFileReader:
             finally:
                 if probe.last_message_end > 0:
                     position = probe.last_message_start if probe.ended else probe.last_message_end
+        self.ends_with_eos = probe.ended
         self.start_at(position)
         return position
 

@@ -325,3 +325,21 @@ def test_a_message_out_of_range_fails_after_the_good_ones_are_written(tmp_path: 
     assert [(m.seq, m.payload) for m in got] == [(1, b"a"), (2, b"b")]
     with pytest.raises(UsageError, match="invalid character"):
         run(write(path, None, [Message("bad key", 0, 1, 1, b"x")]))
+
+
+def test_live_consumer_waits_on_a_cleanly_closed_file(tmp_path: Path) -> None:
+    """--follow --offset end on a file that ended with EOS waits for the next writer."""
+    path = tmp_path / "closed.ss"
+    run(write(path, "n", [b"old"]))
+
+    async def go() -> list[Message]:
+        async with connect(f"file://{path}") as streamer:
+            consumer = await streamer.consumer(("n",), offset="end", follow=True)
+            waiting = asyncio.create_task(consumer.next_batch())
+            await asyncio.sleep(0.3)
+            assert not waiting.done()  # the old EOS does not end a live consumer
+            await write(path, "n", [b"new"])
+            return await asyncio.wait_for(waiting, 5)
+
+    got = run(go())
+    assert [(m.seq, m.payload) for m in got] == [(2, b"new")]
