@@ -63,25 +63,45 @@ def test_uncommitted_messages_are_delivered_again(kafka_broker: KafkaBroker) -> 
 
 
 def test_no_follow_in_a_group_ends_at_the_start_time_end(kafka_broker: KafkaBroker) -> None:
+    """kcat -G hangs here; the run must end although a writer keeps adding messages."""
     topic, group = kafka_broker.topic(), _group(kafka_broker)
     kafka_broker.create_topic(topic, partitions=2)
     options = ConsumerOptions(offset="start", mode="load-balanced", group=group, follow=False)
 
-    async def main() -> list[Message]:
+    async def main() -> tuple[list[Message], int]:
         async with streamer(kafka_broker.address, settings=FAST_GROUPS) as s:
             await produce(
                 s, topic, [Message(topic, 0, 0, 0, b"%d" % i, b"%d" % i) for i in range(30)]
             )
+            writer = await s.producer(topic)
+            stop = asyncio.Event()
+            written = 0
+
+            async def keep_writing() -> None:
+                nonlocal written
+                while not stop.is_set():
+                    await writer.send_many([Message(topic, 0, 0, 0, b"late", b"%d" % written)])
+                    await writer.flush()
+                    written += 1
+                    await asyncio.sleep(0.01)
+
+            task = asyncio.create_task(keep_writing())
             consumer = await s.consumer(topic, options)
             out: list[Message] = []
             async for batch in consumer.batches(7):
                 out.extend(batch)
                 await consumer.commit(batch)
             await consumer.close()
-            return out
+            stop.set()
+            await task
+            await writer.close()
+            return out, written
 
-    got = run(main(), timeout=30)
-    assert sorted(int(m.payload) for m in got) == list(range(30))
+    got, written = run(main(), timeout=30)
+    assert sorted(int(m.payload) for m in got if m.payload != b"late") == list(range(30))
+    # The group join takes over a second, so the writer wrote many messages the run ignored.
+    assert written > 20
+    assert sum(m.payload == b"late" for m in got) < written
 
 
 def test_load_balanced_members_share_the_partitions(kafka_broker: KafkaBroker) -> None:
