@@ -31,6 +31,7 @@ from streamkit.uri import StreamUri
 
 __all__ = ["FileConsumer", "FileProducer", "FileStreamer", "open_streamer"]
 
+_JUST_MESSAGES = {Message}
 _CONSUMER_OPTIONS = {"offset", "since", "until", "follow"}
 _PRODUCER_OPTIONS = {"beacon_interval", "end_with_eos"}
 _POLL_MIN = 0.001
@@ -114,7 +115,7 @@ class FileProducer(Producer):
             raise BackendError("send on a closed file producer", self._writer.path)
         if not items:
             return
-        if all(item.__class__ is Message for item in items):
+        if set(map(type, items)) == _JUST_MESSAGES:  # the relay path; a C-speed check
             if self.stream_key is None:
                 for key in {m.stream_key for m in items}:  # type: ignore[union-attr]
                     if key not in self._checked_keys:
