@@ -2,9 +2,11 @@
 
 Producers append (a new file gets a header; an existing one is resumed after its last good frame,
 see ``file_writer``), one ``write`` per batch, EOS and fsync on close. Consumers replay from the
-start and stop at the end of the file as it was when they opened (``follow=True``: keep reading
-as it grows, like ``tail -f``), end at EOS, filter by the URI's keys, and start at ``offset`` (a
-seq, inclusive) or ``since`` (a time, inclusive) by bisecting the beacons (``file_reader``).
+start and stop at the end of the file as it was when they opened, or at EOS; with
+``follow=True`` they keep reading as the file grows, like ``tail -f``, and an EOS is only a pause
+(the next writer resumes the file on top of it). They filter by the URI's keys and start at
+``offset`` (a seq, inclusive) or ``since`` (a time, inclusive) by bisecting the beacons
+(``file_reader``).
 """
 
 from __future__ import annotations
@@ -190,7 +192,6 @@ class FileConsumer(Consumer):
         self._closed = False
         self._poll = _POLL_MIN
         self._positioned = False
-        self._hold: tuple[int, int] | None = None
         try:
             self._position()  # "end" means the end as it is now, not at the first read
         except BaseException:
@@ -210,9 +211,7 @@ class FileConsumer(Consumer):
         if self.options.offset == "end":
             reader.seek_end()
             if reader.follow and reader.ends_with_eos:
-                # The file was closed cleanly: a live consumer waits on that EOS for a writer
-                # to resume the file (which overwrites it) instead of ending at once.
-                self._hold = reader.version()
+                reader.park(reader.decoder.tell(), reader.eos_end)
         elif self._since is not None or self._min_seq is not None:
             reader.seek(SeekTarget(self._keys, self._min_seq, self._since))
         self._positioned = True
@@ -232,17 +231,21 @@ class FileConsumer(Consumer):
                     break
                 await self._wait()
                 continue
-            if self._hold is not None:
-                if reader.version() == self._hold and not self._stopping:
-                    await self._wait()
-                    continue
-                self._hold = None
+            if reader.parked():
+                if self._stopping:
+                    break
+                await self._wait()
+                continue
             items = reader.read_items(max_messages)
             if items:
                 self._poll = _POLL_MIN
                 batch = self._select(items)
                 if reader.decoder.ended:
-                    self._done = True
+                    if reader.follow and not self._stopping:
+                        decoder = reader.decoder
+                        reader.park(decoder.last_message_start, decoder.last_message_end)
+                    else:
+                        self._done = True
                 if batch:
                     return batch
                 continue

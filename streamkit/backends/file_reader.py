@@ -87,6 +87,8 @@ class SsFileReader:
         self._done = False
         self.ends_with_eos = False
         """Set by ``seek_end``: the position is the start of the EOS a clean close left."""
+        self.eos_end = 0
+        self._park: tuple[int, int, bytes] | None = None
 
     def close(self) -> None:
         self._file.close()
@@ -94,10 +96,24 @@ class SsFileReader:
     def size(self) -> int:
         return os.fstat(self._file.fileno()).st_size
 
-    def version(self) -> tuple[int, int]:
-        """(size, mtime in ns): changes when a writer touches the file."""
-        st = os.fstat(self._file.fileno())
-        return st.st_size, st.st_mtime_ns
+    def park(self, start: int, end: int) -> None:
+        """Wait on the EOS frame at ``start``..``end`` (the file's end) instead of ending.
+
+        A follower treats a clean close as a pause: the next writer resumes the file on top of
+        that EOS, so the reader goes back to its first byte and reads again once it changed.
+        """
+        self._park = (start, end, self._read(start, end - start))
+        self.start_at(start)
+
+    def parked(self) -> bool:
+        """True while the file still ends with the EOS given to ``park``."""
+        if self._park is None:
+            return False
+        start, end, frame = self._park
+        if self.size() == end and self._read(start, end - start) == frame:
+            return True
+        self._park = None
+        return False
 
     def _read(self, offset: int, n: int) -> bytes:
         data = os.pread(self._file.fileno(), n, offset)
@@ -226,6 +242,7 @@ class SsFileReader:
                 if probe.last_message_end > 0:
                     position = probe.last_message_start if probe.ended else probe.last_message_end
         self.ends_with_eos = probe.ended
+        self.eos_end = probe.last_message_end if probe.ended else 0
         self.start_at(position)
         return position
 

@@ -14,7 +14,7 @@ import pytest
 from streamkit.backends.base import ProducerOptions
 from streamkit.backends.file import FileConsumer
 from streamkit.connect import connect
-from streamkit.errors import FileFormatError, UsageError
+from streamkit.errors import EndOfStream, FileFormatError, UsageError
 from streamkit.formats.ss import Beacon, FileHeader, SsDecoder, SsEncoder, is_eos
 from streamkit.message import INTERNAL_KEY, Message
 
@@ -191,13 +191,19 @@ def test_follow_sees_appends_exactly_once(tmp_path: Path) -> None:
                 batch = await asyncio.wait_for(consumer.next_batch(50), 5)
                 got.extend(m.payload for m in batch)
             await task
-            with pytest.raises(Exception) as info:  # the EOS of the clean close ends it
+            # The writer's clean close (EOS) is only a pause for a follower: it waits on.
+            waiting = asyncio.create_task(consumer.next_batch())
+            await asyncio.sleep(0.2)
+            assert not waiting.done()
+            await write(path, "n", [b"after"])
+            got.extend(m.payload for m in await asyncio.wait_for(waiting, 5))
+            consumer.stop()
+            with pytest.raises(EndOfStream):
                 await asyncio.wait_for(consumer.next_batch(), 5)
-            assert type(info.value).__name__ == "EndOfStream"
             return got
 
     got = run(go())
-    assert got == [b"%d" % i for i in range(204)]
+    assert got == [b"%d" % i for i in range(204)] + [b"after"]
 
 
 def test_live_consumer_from_end_gets_only_new(tmp_path: Path) -> None:
