@@ -18,7 +18,7 @@ import os
 from collections.abc import Sequence
 
 from streamkit.errors import BackendError, FileFormatError, UsageError
-from streamkit.formats.crc16 import CRC16_INIT, crc16, word_table
+from streamkit.formats.crc16 import CRC16_INIT, crc16_calc, word_table
 from streamkit.formats.ss import (
     DEFAULT_BEACON_INTERVAL,
     HEADER_SIZE,
@@ -51,7 +51,7 @@ class _StateBuilder:
             assert isinstance(item, Message)
             if is_eos(item):
                 continue
-            crc = crc16(item.payload) if item.payload else CRC16_INIT
+            crc = crc16_calc(item.payload, CRC16_INIT) if item.payload else CRC16_INIT
             state = streams.get((item.stream_key, item.shard_id))
             if state is None:
                 state = streams[(item.stream_key, item.shard_id)] = StreamState(
