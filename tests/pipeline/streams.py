@@ -54,20 +54,21 @@ class ListConsumer(Consumer):
 
 
 class ListProducer(Producer):
-    """Records what it is sent; ``delay`` seconds per batch make it a slow sink."""
+    """Records what it is sent; ``delay`` s per batch and ``per_message`` s per message slow it."""
 
-    def __init__(self, *, delay: float = 0.0, keep: bool = True) -> None:
+    def __init__(self, *, delay: float = 0.0, per_message: float = 0.0, keep: bool = True) -> None:
         super().__init__(None)
         self.sent: list[Message] = []
         self.count = 0
         self.batches = 0
         self.flushes = 0
         self._delay = delay
+        self._per_message = per_message
         self._keep = keep
 
     async def send_many(self, items: Sequence[Payload]) -> None:
-        if self._delay:
-            await asyncio.sleep(self._delay)
+        if self._delay or self._per_message:
+            await asyncio.sleep(self._delay + self._per_message * len(items))
         self.count += len(items)
         self.batches += 1
         if self._keep:
