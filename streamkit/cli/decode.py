@@ -14,6 +14,7 @@ unbuffered, so no per-line writes).
 from __future__ import annotations
 
 import base64
+import gc
 import json
 import sys
 from collections.abc import Callable
@@ -356,14 +357,21 @@ def decode(
         raise UsageError("no stream key given", "--stream")
     since_ms = parse_time(since, what="--since time") if since is not None else None
     until_ms = parse_time(until, what="--until time") if until is not None else None
-    out = sys.stdout.buffer
-    decode_file(
-        file,
-        out,
-        fmt=fmt,
-        header_only=header_only,
-        streams=keys,
-        since=since_ms,
-        until=until_ms,
-        binary=binary,
-    )
+    # Decoding allocates a million short-lived, cycle-free objects per million messages; the
+    # cyclic collector only slows that down (~10%), so it rests while this command runs.
+    gc_was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        decode_file(
+            file,
+            sys.stdout.buffer,
+            fmt=fmt,
+            header_only=header_only,
+            streams=keys,
+            since=since_ms,
+            until=until_ms,
+            binary=binary,
+        )
+    finally:
+        if gc_was_enabled:
+            gc.enable()
