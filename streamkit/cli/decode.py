@@ -16,6 +16,7 @@ from __future__ import annotations
 import base64
 import gc
 import json
+import operator
 import sys
 from collections.abc import Callable
 from typing import Any, BinaryIO
@@ -32,6 +33,8 @@ __all__ = ["decode", "decode_file"]
 
 BLOB = b"<BINARY BLOB>"
 _MILLIS = [b"%03d" % ms for ms in range(1000)]
+_JUST_MESSAGES = {Message}
+_stream_key = operator.attrgetter("stream_key")
 
 
 class _Times:
@@ -129,7 +132,7 @@ class _Printer:
 
     def batch(self, items: list[Item], wanted: Callable[[Message], bool] | None) -> None:
         """Print messages that pass ``wanted`` (None: all), and beacons where ss-decode does."""
-        if wanted is None and not self.held and not any(i.__class__ is Beacon for i in items):
+        if wanted is None and not self.held and Beacon not in set(map(type, items)):
             selected: list[Message | Beacon] = items  # type: ignore[assignment]
         else:
             selected = self._select(items, wanted)
@@ -290,20 +293,15 @@ def decode_file(
                 break
             if items[0].__class__ is FileHeader:
                 items = items[1:]
-            if plain:
+            if plain and set(map(type, items)) == _JUST_MESSAGES:
                 # Internal frames other than EOS (PULSE) are never data; they are never written
-                # either, so this check almost never copies.
-                if any(i.__class__ is Message and i.stream_key == INTERNAL_KEY for i in items):
-                    items = [
-                        i
-                        for i in items
-                        if not (isinstance(i, Message) and i.stream_key == INTERNAL_KEY)
-                        or is_eos(i)
-                    ]
-                printed += sum(1 for i in items if i.__class__ is Message)
+                # either, so this C-speed check almost never leads to the copy.
+                if INTERNAL_KEY in set(map(_stream_key, items)):
+                    items = [i for i in items if _stream_key(i) != INTERNAL_KEY or is_eos(i)]  # type: ignore[arg-type]
+                printed += len(items)
                 printer.batch(items, None)
             else:
-                printer.batch(items, wanted)
+                printer.batch(items, wanted)  # beacons in the batch, or filters
         out.flush()
         return printed
     finally:
