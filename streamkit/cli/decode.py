@@ -25,7 +25,7 @@ import click
 
 from streamkit.backends.file_reader import SeekTarget, SsFileReader
 from streamkit.errors import FileFormatError, UsageError
-from streamkit.formats.ss import Beacon, FileHeader, Item, is_eos
+from streamkit.formats.ss import Beacon, FileHeader, Item, SsDecoder, is_eos
 from streamkit.message import INTERNAL_KEY, Message, validate_stream_key
 from streamkit.timeutil import format_ms, parse_time
 
@@ -237,6 +237,44 @@ def _is_utf8(data: bytes) -> bool:
     return True
 
 
+class _PipeSource:
+    """``decode -``: the same items from stdin (no seeking there: ``--since`` only filters)."""
+
+    def __init__(self, stream: BinaryIO) -> None:
+        self.stream = stream
+        self.decoder = SsDecoder(source="<stdin>")
+        self.pending: list[Item] = []
+        self.fed = 0
+
+    def size(self) -> int:
+        return self.fed
+
+    def read_header(self) -> FileHeader | None:
+        items = self.read_items(4096)
+        if items and isinstance(items[0], FileHeader):
+            self.pending = items[1:]
+            return items[0]
+        return None
+
+    def read_items(self, max_items: int) -> list[Item]:
+        if self.pending:
+            items, self.pending = self.pending, []
+            return items
+        while True:
+            items = self.decoder.read(max_items)
+            if items or self.decoder.ended:
+                return items
+            chunk = self.stream.read(1 << 20)
+            if not chunk:
+                self.decoder.eof()
+                return self.decoder.read(max_items)
+            self.fed += len(chunk)
+            self.decoder.feed(chunk)
+
+    def close(self) -> None:
+        pass
+
+
 def decode_file(
     path: str,
     out: BinaryIO,
@@ -248,11 +286,11 @@ def decode_file(
     until: int | None = None,
     binary: str = "blob",
 ) -> int:
-    """Print ``path`` to ``out``; returns the number of messages printed.
+    """Print ``path`` (``-``: stdin) to ``out``; returns the number of messages printed.
 
     Raises FileFormatError at damage, after printing everything before it.
     """
-    reader = SsFileReader(path)
+    reader = _PipeSource(sys.stdin.buffer) if path == "-" else SsFileReader(path)
     try:
         header = reader.read_header()
         if header is None:
@@ -264,7 +302,7 @@ def decode_file(
         printer = _Printer(out, fmt, header_only, binary)
         printer.header(header)
         keys = frozenset(streams) if streams else None
-        if since is not None:
+        if since is not None and isinstance(reader, SsFileReader):
             reader.seek(SeekTarget(keys, None, since))
         printed = 0
         stop = False
@@ -309,7 +347,7 @@ def decode_file(
 
 
 @click.command()
-@click.argument("file", type=click.Path(dir_okay=False))
+@click.argument("file", type=click.Path(dir_okay=False, allow_dash=True))
 @click.option(
     "--format",
     "fmt",
@@ -344,7 +382,7 @@ def decode(
     until: str | None,
     binary: str,
 ) -> None:
-    """Print a .ss file (SeaStreamer's format) as log lines or ndjson."""
+    """Print a .ss file (SeaStreamer's format; - reads stdin) as log lines or ndjson."""
     keys = tuple(
         validate_stream_key(k.strip(), where="--stream")
         for text in streams

@@ -137,3 +137,15 @@ def test_too_short_files(tmp_path: Path, content: bytes) -> None:
     result = run(str(path))
     assert isinstance(result.exception, FileFormatError)
     assert "too short" in str(result.exception)
+
+
+def test_decode_reads_stdin_with_a_dash() -> None:
+    data = Path(SAMPLE).read_bytes()
+    from_pipe = CliRunner().invoke(
+        decode, ["-", "--stream", "event", "--since", "1694767178.5"], input=data
+    )
+    from_file = run(SAMPLE, "--stream", "event", "--since", "1694767178.5")
+    assert lines(from_pipe) == lines(from_file) and len(lines(from_file)) > 5
+    truncated = CliRunner().invoke(decode, ["-"], input=data[:1000])
+    assert isinstance(truncated.exception, FileFormatError)
+    assert "middle of a message" in str(truncated.exception)
