@@ -69,6 +69,11 @@ _TRANSIENT = {
 }
 
 
+def _headers(headers: list[tuple[str, bytes | None]]) -> tuple[tuple[str, bytes], ...]:
+    """Record headers as Message carries them; a null header value becomes empty bytes."""
+    return tuple((name, b"" if value is None else value) for name, value in headers)
+
+
 def _name(tp: TP) -> str:
     return f"{tp[0]}[{tp[1]}]"
 
@@ -275,7 +280,7 @@ class KafkaConsumer(Consumer):
                     m.timestamp()[1],
                     m.value() or b"",
                     m.key(),
-                    tuple(headers) if headers else (),
+                    _headers(headers) if headers else (),
                 )
             )
         return out
@@ -313,7 +318,7 @@ class KafkaConsumer(Consumer):
                     timestamp,
                     m.value() or b"",
                     m.key(),
-                    tuple(headers) if headers else (),
+                    _headers(headers) if headers else (),
                 )
             )
         return out

@@ -45,7 +45,7 @@ def test_backend_reads_what_kcat_produced(kafka_broker: KafkaBroker, kcat: Kcat)
     kafka_broker.create_topic(topic, partitions=1)
     lines = [f"k{i}:value {i}" for i in range(30)]
     kcat.run(
-        ["-b", kafka_broker.address, "-P", "-t", topic, "-K:", "-H", "origin=kcat"],
+        ["-b", kafka_broker.address, "-P", "-t", topic, "-K:", "-H", "origin=kcat", "-H", "bare"],
         input=("\n".join(lines) + "\n").encode(),
     )
 
@@ -55,7 +55,7 @@ def test_backend_reads_what_kcat_produced(kafka_broker: KafkaBroker, kcat: Kcat)
 
     got = run(main())
     assert [(m.key, m.payload, m.headers) for m in got] == [
-        (b"k%d" % i, b"value %d" % i, (("origin", b"kcat"),)) for i in range(30)
+        (b"k%d" % i, b"value %d" % i, (("origin", b"kcat"), ("bare", b""))) for i in range(30)
     ]
     assert [m.seq for m in got] == list(range(30))
     assert all(m.timestamp > 1_700_000_000_000 for m in got)
