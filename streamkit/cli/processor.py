@@ -14,7 +14,7 @@ from typing import Any
 
 import click
 
-from streamkit.backends.base import ProducerOptions
+from streamkit.backends.base import Producer, ProducerOptions
 from streamkit.cli.options import (
     DURATION,
     URI,
@@ -38,6 +38,7 @@ from streamkit.pipeline import (
     parse_policy,
 )
 from streamkit.pipeline.handlers import Handler, Runner
+from streamkit.pipeline.runner import open_uri_producer
 from streamkit.uri import StreamUri
 
 __all__ = ["build_pipeline", "processor", "run_processor"]
@@ -109,6 +110,11 @@ async def run_processor(values: dict[str, Any], pipeline: Pipeline | None = None
         fields["partition_by"] = None
         producer_options = ProducerOptions(**fields)
     output_key = output_uri.key
+
+    async def open_dead_letters(uri: str) -> Producer:
+        return await open_uri_producer(uri, connect)
+
+    pipeline.open_producer = open_dead_letters
     source = await open_streamer(input_uri, connect)
     try:
         sink = await open_streamer(output_uri, connect)

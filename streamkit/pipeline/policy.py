@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 from streamkit.errors import HandlerError, UsageError
 from streamkit.message import Message
+from streamkit.uri import parse_stream_uri
 
 __all__ = ["ErrorPolicy", "dead_letter_payload", "describe", "handler_error", "parse_policy"]
 
@@ -59,6 +60,11 @@ def parse_policy(text: str) -> ErrorPolicy:
         return ErrorPolicy("fail", retries=int(count))
     if value.startswith("dead-letter:"):
         uri = value[len("dead-letter:") :]
+        if uri:  # a bad URI is a usage error now, not after the first failure
+            try:
+                parse_stream_uri(uri)
+            except UsageError as error:
+                raise UsageError(f"bad dead-letter URI: {error}", "--on-error") from None
         return ErrorPolicy("dead-letter", dead_letter=uri)
     raise UsageError(
         f"unknown policy {text!r}; use fail, skip, retry:N or dead-letter:URI", "--on-error"

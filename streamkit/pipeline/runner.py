@@ -20,7 +20,8 @@ import time
 from collections.abc import Awaitable, Callable, Sequence
 from typing import cast
 
-from streamkit.backends.base import Consumer, Producer
+from streamkit.backends.base import ConnectOptions, Consumer, Producer
+from streamkit.connect import open_streamer
 from streamkit.errors import EndOfStream
 from streamkit.message import Message
 from streamkit.pipeline.batcher import Batcher
@@ -33,8 +34,9 @@ from streamkit.pipeline.policy import dead_letter_payload, describe, handler_err
 from streamkit.pipeline.queues import BoundedQueue, QueueClosed
 from streamkit.pipeline.resequencer import Collector
 from streamkit.pipeline.topology import Stage, validate_stages
+from streamkit.uri import parse_stream_uri
 
-__all__ = ["OpenProducer", "Pipeline"]
+__all__ = ["OpenProducer", "Pipeline", "open_uri_producer"]
 
 OpenProducer = Callable[[str], Awaitable[Producer]]
 """Opens the producer of a dead-letter stream URI."""
@@ -44,21 +46,21 @@ def _warn(text: str) -> None:
     print(text, file=sys.stderr, flush=True)
 
 
-async def open_uri_producer(uri: str) -> Producer:
-    """Default dead-letter opener: ``connect(uri)`` and a producer for its one key."""
-    from streamkit.connect import open_streamer
-    from streamkit.uri import parse_stream_uri
+async def open_uri_producer(uri: str, options: ConnectOptions | None = None) -> Producer:
+    """Default dead-letter opener: the backend of ``uri`` and a producer for its key.
 
+    Closing the producer closes the streamer too, so the pipeline owns one object per URI.
+    """
     parsed = parse_stream_uri(uri)
-    from streamkit.backends.base import ConnectOptions
-
-    streamer = await open_streamer(parsed, ConnectOptions())
+    streamer = await open_streamer(parsed, options or ConnectOptions())
     producer = await streamer.producer(parsed.key)
     close = producer.close
 
     async def close_both() -> None:
-        await close()
-        await streamer.close()
+        try:
+            await close()
+        finally:
+            await streamer.close()
 
     producer.close = close_both  # type: ignore[method-assign]
     return producer

@@ -26,7 +26,7 @@ def test_parse_policy() -> None:
     assert parse_policy("skip") == ErrorPolicy("skip")
     assert parse_policy("retry:3") == ErrorPolicy("fail", retries=3)
     assert parse_policy("dead-letter:file://./d.ss/dlq").dead_letter == "file://./d.ss/dlq"
-    for bad in ("retry", "retry:x", "explode", "dead-letter:"):
+    for bad in ("retry", "retry:x", "explode", "dead-letter:", "dead-letter:nowhere"):
         with pytest.raises(UsageError, match="--on-error"):
             parse_policy(bad)
 
