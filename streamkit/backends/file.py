@@ -183,7 +183,7 @@ class FileConsumer(Consumer):
     def __init__(self, path: str, keys: tuple[str, ...], options: ConsumerOptions) -> None:
         super().__init__(options)
         follow = bool(options.follow)
-        self._reader = SsFileReader(path, follow=follow)
+        self._reader = SsFileReader(path, follow=follow, before_eos=True)
         self._keys = frozenset(keys) if keys else None
         self._until = options.until
         self._since = options.since

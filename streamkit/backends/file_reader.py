@@ -33,6 +33,10 @@ __all__ = ["READ_CHUNK", "SeekTarget", "SsFileReader"]
 READ_CHUNK = 1 << 20
 _BEACON_PEEK = 4096
 
+_EOS_HEAD = bytes((len(INTERNAL_KEY),)) + INTERNAL_KEY.encode("ascii") + bytes(16)
+_EOS_TAIL = b"\x00\x00\x00\x03EOS\xed\x7c\x0d"
+_EOS_FRAME_SIZE = len(_EOS_HEAD) + 8 + len(_EOS_TAIL)
+
 _LEFT, _RIGHT, _UNDECIDED = 0, 1, 2
 _PROBES = 8
 """Beacons looked at past an undecided one (no marker for the wanted streams) in a bisection."""
@@ -63,11 +67,18 @@ class SsFileReader:
     """One open ``.ss`` file, read forward from a frame boundary.
 
     ``limit`` None follows the file as it grows; otherwise reading stops at ``limit`` bytes
-    (the size at open, for ``--no-follow``), extended only to finish a frame a writer is still
-    writing past it.
+    (the size at open, for ``--no-follow``; with ``before_eos``, a final EOS excluded: what a
+    consumer wants), extended only to finish a frame a writer is still writing past it.
     """
 
-    def __init__(self, path: str, *, follow: bool = False, chunk_size: int = READ_CHUNK) -> None:
+    def __init__(
+        self,
+        path: str,
+        *,
+        follow: bool = False,
+        before_eos: bool = False,
+        chunk_size: int = READ_CHUNK,
+    ) -> None:
         self.path = path
         try:
             self._file = open(path, "rb", buffering=0)  # noqa: SIM115 - closed by close()
@@ -80,7 +91,9 @@ class SsFileReader:
         self.follow = follow
         self.chunk_size = chunk_size
         self.bytes_read = 0
-        self.limit: int | None = None if follow else self.size()
+        self.limit: int | None = None
+        if not follow:
+            self.limit = self._end_at_open() if before_eos else self.size()
         self.header: FileHeader | None = None
         self.decoder = SsDecoder(source=path)
         self._fed = 0
@@ -95,6 +108,20 @@ class SsFileReader:
 
     def size(self) -> int:
         return os.fstat(self._file.fileno()).st_size
+
+    def _end_at_open(self) -> int:
+        """Where a non-following reader stops: the file's end now, before a final EOS.
+
+        The next writer resumes the file on top of that EOS, so bytes from its first one on may
+        be new messages by the time they are read. (A lookalike tail that is not an EOS is
+        harmless: a frame that crosses the limit is finished before the reader stops.)
+        """
+        size = self.size()
+        if size >= HEADER_SIZE + _EOS_FRAME_SIZE:
+            tail = os.pread(self._file.fileno(), _EOS_FRAME_SIZE, size - _EOS_FRAME_SIZE)
+            if tail.startswith(_EOS_HEAD) and tail.endswith(_EOS_TAIL):
+                return size - _EOS_FRAME_SIZE
+        return size
 
     def park(self, start: int, end: int) -> None:
         """Wait on the EOS frame at ``start``..``end`` (the file's end) instead of ending.

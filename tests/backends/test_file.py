@@ -349,3 +349,19 @@ def test_live_consumer_waits_on_a_cleanly_closed_file(tmp_path: Path) -> None:
 
     got = run(go())
     assert [(m.seq, m.payload) for m in got] == [(2, b"new")]
+
+
+def test_no_follow_stops_where_the_file_ended_at_open_even_if_its_eos_is_overwritten(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "snap.ss"
+    run(write(path, "k", [b"a", b"b"]))
+
+    async def go() -> list[bytes]:
+        async with connect(f"file://{path}") as streamer:
+            consumer = await streamer.consumer(("k",))
+            await write(path, "k", [b"c"])  # resumes on top of the EOS seen at open
+            return [m.payload async for m in consumer]
+
+    assert run(go()) == [b"a", b"b"]
+    assert [m.payload for m in run(read(path))] == [b"a", b"b", b"c"]
