@@ -225,12 +225,14 @@ class RedisConsumer(Consumer):
     async def _create_groups(self, shards: list[_Shard], *, initial: bool) -> None:
         """XGROUP CREATE ... MKSTREAM (a consumer may start before its producer).
 
-        An explicit --offset/--since on an existing group moves it (XGROUP SETID): a seek that
-        keeps the group, so acks go on working.
+        ``--offset start|end`` only places a NEW group (a restarted relay with the same command
+        line continues where its group stopped, as Kafka's offset reset does). A sequence number
+        or ``--since`` moves an existing group (XGROUP SETID): a seek that keeps the group, so
+        acks go on working.
         """
         assert self._group is not None
         start = self._group_start() if initial else b"0"
-        seek = initial and (self.options.offset is not None or self.options.since is not None)
+        seek = initial and (isinstance(self.options.offset, int) or self.options.since is not None)
         for shard in shards:
             try:
                 await self._topology.call(
