@@ -4,7 +4,10 @@ Each child reads one payload per line on stdin and writes one result line per in
 stdout, so any language can be a processor. A chunk is written in one go and its answers are
 read in large reads (no round trip per message); the transport buffers the write, so a child
 that answers while we are still writing cannot deadlock us. An empty result line drops the
-message. The child must flush each line (``sed -u``, ``grep --line-buffered``, ``python -u``).
+message. The child must answer each line before it reads more: programs built on C stdio (``tr``,
+``awk``, ``sed``...) are started under ``stdbuf -oL`` when it exists, so they flush per line;
+others need their own switch (``python -u``). A command silent for ``stall_warning`` seconds
+while owing answers gets one warning on stderr saying so.
 
 A payload containing a newline cannot be sent and fails under the error policy. A child that
 exits fails the messages it did not answer; the next chunk starts a fresh child.
@@ -14,7 +17,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Sequence
+import shutil
+import sys
+from collections.abc import Callable, Sequence
 
 from streamkit.errors import HandlerError
 from streamkit.message import Message
@@ -38,10 +43,20 @@ class _Child:
 class ExecPool:
     """Up to ``processes`` children of ``sh -c command``, each serving one chunk at a time."""
 
-    def __init__(self, command: str, processes: int = 1) -> None:
+    def __init__(
+        self,
+        command: str,
+        processes: int = 1,
+        *,
+        stall_warning: float = 5.0,
+        warn: Callable[[str], None] | None = None,
+    ) -> None:
         self.command = command
         self.name = f"--exec {command!r}"
         self.processes = max(1, processes)
+        self.stall_warning = stall_warning
+        self.warn = warn or _stderr
+        self._warned = False
         self._idle: asyncio.Queue[_Child | None] | None = None
         self._children: list[_Child] = []
 
@@ -54,7 +69,12 @@ class ExecPool:
 
     async def _spawn(self) -> _Child:
         try:
-            process = await asyncio.create_subprocess_shell(
+            stdbuf = shutil.which("stdbuf")
+            prefix = [stdbuf, "-oL"] if stdbuf else []
+            process = await asyncio.create_subprocess_exec(
+                *prefix,
+                "/bin/sh",
+                "-c",
                 self.command,
                 stdin=asyncio.subprocess.PIPE,
                 stdout=asyncio.subprocess.PIPE,
@@ -122,7 +142,7 @@ class ExecPool:
         have = buffer.count(b"\n")
         chunks = [buffer]
         while have < wanted:
-            data = await process.stdout.read(_READ)
+            data = await self._read(process.stdout)
             if not data:
                 break
             chunks.append(data)
@@ -136,6 +156,20 @@ class ExecPool:
         if have < wanted:
             await process.wait()
         return [answer[:-1] if answer[-1:] == b"\r" else answer for answer in answers]
+
+    async def _read(self, stdout: asyncio.StreamReader) -> bytes:
+        if self._warned:
+            return await stdout.read(_READ)
+        try:
+            return await asyncio.wait_for(stdout.read(_READ), self.stall_warning)
+        except asyncio.TimeoutError:
+            self._warned = True
+            self.warn(
+                f"{self.name}: no answer for {self.stall_warning:g} s; the command must write "
+                "one line per input line and flush it (sed -u, grep --line-buffered, "
+                "python -u, stdbuf -oL)"
+            )
+            return await stdout.read(_READ)
 
     async def close(self) -> None:
         """Close every child's stdin and wait for it (a stuck child is killed after 5 s)."""
@@ -151,3 +185,8 @@ class ExecPool:
                     process.kill()
                 await process.wait()
         self._children.clear()
+
+
+def _stderr(text: str) -> None:
+    sys.stderr.write(f"streamkit processor: {text}\n")
+    sys.stderr.flush()

@@ -130,7 +130,7 @@ class Pipeline:
         self._consumer = consumer
         if self.stopped.is_set():
             consumer.stop()
-        metrics = self.metrics
+        metrics = self.metrics = Metrics()
         window = Window(self.window_size)
         collector = Collector(ordered=self.ordered)
         runs = [

@@ -55,3 +55,17 @@ def test_payload_with_newline_is_refused_per_message() -> None:
     messages[1] = Message("in", 0, 1, 1, b"two\nlines")
     with pytest.raises(HandlerError, match=r"in:0:1 .*newline"):
         run_exec("cat", messages)
+
+
+def test_c_stdio_programs_answer_per_line_under_stdbuf() -> None:
+    producer = run_exec("tr a-z A-Z", make_messages(300), workers=2)
+    assert producer.payloads() == [f"M{n}".encode() for n in range(300)]
+
+
+def test_a_silent_command_gets_one_warning() -> None:
+    warnings: list[str] = []
+    pool = ExecPool("sleep 0.4; exec sed -u 's/^/late /'", stall_warning=0.1, warn=warnings.append)
+    producer = ListProducer()
+    asyncio.run(Pipeline([Stage(pool)]).run(ListConsumer(make_messages(5)), producer))
+    assert producer.payloads() == [f"late m{n}".encode() for n in range(5)]
+    assert len(warnings) == 1 and "flush" in warnings[0]
