@@ -57,6 +57,9 @@ DEFAULT_CAPACITY = 100_000
 _COMPACT_AT = 4096
 """Dead head slots tolerated before the log list is compacted (amortises ``del log[:k]``)."""
 
+_YIELD_EVERY = 256
+"""Messages appended between two forced yields to the event loop (see ``Topic.append``)."""
+
 Policy = Literal["backpressure", "retention"]
 
 
@@ -250,6 +253,7 @@ class Topic:
         self._base = 0
         self._start = 0
         self.evicted = 0
+        self._unyielded = 0
         self.delivered = 0
         """The highest position any reader has reached: below it, messages were read."""
         self._sorted = True
@@ -329,11 +333,18 @@ class Topic:
     # ----- writing -----------------------------------------------------------------------------
 
     async def append(self, items: Sequence[Payload]) -> None:
-        """Append a batch; on a full backpressure topic, append what fits and wait for room."""
+        """Append a batch; on a full backpressure topic, append what fits and wait for room.
+
+        Appends yield to the event loop every ``_YIELD_EVERY`` messages even when nothing has to
+        wait: a producer in a loop would otherwise starve its readers (and, on a retention
+        topic, make them miss everything but the last ``max_messages``). Counting messages
+        rather than calls keeps one-message ``send`` loops from paying a loop turn each.
+        """
         bound = self._bound
         if bound is None or self.config.retains:
             self._extend(items)
             self._evict_retention()
+            await self._maybe_yield(len(items))
             return
         done = 0
         while done < len(items):
@@ -345,6 +356,8 @@ class Topic:
                 chunk = items[done : done + room] if (done or room < len(items)) else items
                 self._extend(chunk)
                 done += len(chunk)
+                if done == len(items):
+                    await self._maybe_yield(len(items))
                 continue
             waiter = asyncio.get_running_loop().create_future()
             self._writers.add(waiter)
@@ -352,6 +365,13 @@ class Topic:
                 await waiter
             finally:
                 self._writers.discard(waiter)
+
+    async def _maybe_yield(self, appended: int) -> None:
+        self._unyielded += appended
+        limit = _YIELD_EVERY if self._bound is None else min(_YIELD_EVERY, self._bound)
+        if self._unyielded >= limit:
+            self._unyielded = 0
+            await asyncio.sleep(0)
 
     def _extend(self, items: Sequence[Payload]) -> None:
         """Build the Messages and append them, all in one synchronous step (no seq races)."""

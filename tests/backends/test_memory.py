@@ -481,3 +481,27 @@ def test_streamer_close_closes_what_it_opened(broker: str) -> None:
             await producer.send(b"x")
 
     asyncio.run(main())
+
+
+def test_producer_loop_yields_so_a_live_reader_misses_nothing(broker: str) -> None:
+    async def body(s: memory.MemoryStreamer) -> None:
+        s.create_topic("y", max_messages=300)
+        reader = await s.consumer("y")
+        producer = await s.producer("y")
+
+        async def produce() -> None:
+            for i in range(2_000):  # never waits: a retention topic has no backpressure
+                await producer.send(b"%d" % i)
+
+        async def consume() -> int:
+            seen = 0
+            async for batch in reader.batches(1000):
+                seen += len(batch)
+                if seen + reader.missed >= 2_000:
+                    break
+            return seen
+
+        _, seen = await asyncio.gather(produce(), consume())
+        assert (seen, reader.missed) == (2_000, 0)
+
+    run(broker, body)
