@@ -113,6 +113,11 @@ def test_send_many_and_batches_keep_payload_bytes(bound: Bound) -> None:
         got = await read_all(bound, key, offset="start")
         assert payloads(got) == PAYLOADS
         assert {m.stream_key for m in got} == {key}
+        async with connect(bound.streamer_uri) as s:
+            consumer = await s.consumer([key], offset="start", follow=False)
+            sizes = [len(batch) async for batch in consumer.batches(4)]
+        assert sum(sizes) == len(PAYLOADS)
+        assert max(sizes) <= 4, f"batches(4) returned batches of {sizes}"
         seqs = [m.seq for m in got]
         assert seqs == sorted(set(seqs)), "sequence numbers must increase"
         stamps = [m.timestamp for m in got]
