@@ -148,9 +148,22 @@ class RedisConsumer(Consumer):
         if self._grouped:
             await self._create_groups(shards, initial=True)
         self._add(shards)
+        if self._topology.verbose:
+            self._report_start(shards)
         self._next_scan = time.monotonic() + self._settings.scan_interval
         if self.options.claim_idle is not None:
             self._next_claim = time.monotonic()
+
+    def _report_start(self, shards: list[_Shard]) -> None:
+        """-v: where each shard starts, so a user can see what a run will (not) read."""
+        if self._grouped:
+            how = f"group {self._group!r} as {self._name!r} ({self.options.mode})"
+            places = ", ".join(s.rkey for s in shards)
+        else:
+            how = "realtime"
+            places = ", ".join(f"{s.rkey} after {s.position.decode()}" for s in shards)
+        stop = "" if self._follow else " until the end seen now"
+        warn(f"{self._where}: reading {places} ({how}){stop}")
 
     @property
     def _anchors_end(self) -> bool:

@@ -300,3 +300,17 @@ def test_settings_of_other_clients_pass_by(redis_server: RedisServer, unique_key
             return len(first)
 
     assert run(main()) == 2  # redis.page=2 reached the consumer's COUNT
+
+
+def test_verbose_reports_start_positions(
+    redis_server: RedisServer, unique_key: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    redis_server.cli("XADD", unique_key, "1700000000000-4", "msg", "x")
+
+    async def main() -> None:
+        async with connect(redis_server.url, verbose=True) as streamer:
+            await streamer.consumer(unique_key, follow=False)
+
+    run(main())
+    err = capsys.readouterr().err
+    assert f"reading {unique_key} after 1700000000000-4 (realtime) until the end" in err
