@@ -27,6 +27,37 @@ from tests.servers.kafka_broker import KafkaBroker, free_port, kcat_env  # noqa:
 
 STREAMKIT = [sys.executable, "-c", "import sys; from streamkit.cli.main import main; main()"]
 
+# The backend alone, without line parsing or printing: where the relay's time goes.
+LIBRARY_PRODUCE = """
+import asyncio, sys, time
+from streamkit import connect
+from streamkit.message import Message, now_ms
+address, topic = sys.argv[1], sys.argv[2]
+async def main():
+    lines = sys.stdin.buffer.read().splitlines()
+    async with connect(f"kafka://{address}") as streamer:
+        producer = await streamer.producer(topic)
+        for i in range(0, len(lines), 1000):
+            ts = now_ms()
+            await producer.send_many([Message(topic, 0, 0, ts, p) for p in lines[i:i + 1000]])
+        await producer.close()
+asyncio.run(main())
+"""
+LIBRARY_CONSUME = """
+import asyncio, sys
+from streamkit import connect
+address, topic = sys.argv[1], sys.argv[2]
+async def main():
+    count = 0
+    async with connect(f"kafka://{address}") as streamer:
+        consumer = await streamer.consumer(topic, offset="start", follow=False)
+        async for batch in consumer.batches(1000):
+            count += len(batch)
+        await consumer.close()
+    sys.stdout.write("x\\n" * count)
+asyncio.run(main())
+"""
+
 
 def make_data(path: Path, count: int, size: int) -> None:
     """``count`` distinct lines of ``size`` bytes (a counter padded with letters)."""
@@ -107,6 +138,13 @@ def main() -> None:
                 stdin=None, stdout=check, env=env,
             )  # fmt: skip
             rows.append(("produce (stdin → kafka)", "streamkit relay", count_lines(check), t))
+            lib_topic = broker.topic("library")
+            broker.create_topic(lib_topic, args.partitions)
+            t = timed(
+                [sys.executable, "-c", LIBRARY_PRODUCE, address, lib_topic],
+                stdin=data, stdout=None, env=env,
+            )  # fmt: skip
+            rows.append(("produce (stdin → kafka)", "library send_many", n, t))
 
             out = folder / "out.txt"
             t = timed(
@@ -120,6 +158,11 @@ def main() -> None:
                 stdin=None, stdout=out, env=env,
             )  # fmt: skip
             rows.append(("consume (kafka → stdout)", "streamkit relay", count_lines(out), t))
+            t = timed(
+                [sys.executable, "-c", LIBRARY_CONSUME, address, kcat_topic],
+                stdin=None, stdout=out, env=env,
+            )  # fmt: skip
+            rows.append(("consume (kafka → stdout)", "library batches", count_lines(out), t))
         finally:
             if broker is not None and broker.private:
                 broker.stop()
