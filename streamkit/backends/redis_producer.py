@@ -34,7 +34,7 @@ __all__ = ["RedisProducer"]
 _CHUNK = 2000
 _AUTO_ID = b"$1\r\n*\r\n$3\r\nmsg\r\n"
 Entry = tuple[str, bytes, bytes]
-"""(Redis key, encoded id + field name, payload)."""
+"""(Redis key, payload, the whole encoded XADD command)."""
 
 
 def _ts_id(ms: int) -> bytes:
@@ -78,27 +78,40 @@ class RedisProducer(Producer):
                 await self._topology.with_reconnect(self._recover, first_error=error)
 
     async def _entries(self, items: Sequence[Payload]) -> list[Entry]:
+        """Each item as (Redis key, payload, its whole encoded XADD command)."""
         out: list[Entry] = []
         append = out.append
         default_key = self.stream_key
         last_ms = self._last_ms
         id_ms, id_bytes = -1, b""
+        cached: tuple[str, int] | None = None
+        key, prefix, last = "", b"", 0
         for item in items:
             if isinstance(item, Message):
-                key = redis_key(default_key or item.stream_key, item.shard_id)
-                last = last_ms.get(key)
-                if last is None:
-                    last = await self._stream_last_ms(key)
+                where_to = (default_key or item.stream_key, item.shard_id)
+                if where_to != cached:
+                    if cached is not None:
+                        last_ms[key] = last
+                    cached = where_to
+                    key = redis_key(*where_to)
+                    prefix = self._prefix(key)
+                    known = last_ms.get(key)
+                    last = await self._stream_last_ms(key) if known is None else known
                 ts = item.timestamp
+                payload = item.payload
                 if ts >= last:
-                    last_ms[key] = ts
+                    last = ts
                     if ts != id_ms:
                         id_ms, id_bytes = ts, _ts_id(ts)
-                    append((key, id_bytes, item.payload))
+                    command = b"%s%s$%d\r\n%s\r\n" % (prefix, id_bytes, len(payload), payload)
                 else:
-                    last_ms[key] = max(last, now_ms())
-                    append((key, _AUTO_ID, item.payload))
+                    last = max(last, now_ms())
+                    command = b"%s%s$%d\r\n%s\r\n" % (prefix, _AUTO_ID, len(payload), payload)
+                append((key, payload, command))
                 continue
+            if cached is not None:
+                last_ms[key] = last
+                cached = None
             if default_key is None:
                 raise UsageError(
                     "this producer has no stream key: send Message items, or name the stream",
@@ -112,8 +125,13 @@ class RedisProducer(Producer):
                 raise TypeError(f"cannot send {type(item).__name__}: give bytes, str or Message")
             if default_key in last_ms:
                 last_ms[default_key] = max(last_ms[default_key], now_ms())
-            append((default_key, _AUTO_ID, payload))
+            append((default_key, payload, self._auto_command(default_key, payload)))
+        if cached is not None:
+            last_ms[key] = last
         return out
+
+    def _auto_command(self, key: str, payload: bytes) -> bytes:
+        return b"%s%s$%d\r\n%s\r\n" % (self._prefix(key), _AUTO_ID, len(payload), payload)
 
     async def _stream_last_ms(self, key: str) -> int:
         """The millisecond part of the stream's last id (0 for a new stream); checks the type."""
@@ -144,13 +162,9 @@ class RedisProducer(Producer):
             self._prefixes[key] = prefix
         return prefix
 
-    def _encode(self, entries: list[Entry]) -> bytes:
-        parts: list[bytes] = []
-        extend = parts.extend
-        prefix = self._prefix
-        for key, entry_id, payload in entries:
-            extend((prefix(key), entry_id, b"$%d\r\n" % len(payload), payload, b"\r\n"))
-        return b"".join(parts)
+    @staticmethod
+    def _encode(entries: list[Entry]) -> bytes:
+        return b"".join([entry[2] for entry in entries])
 
     async def _pipe(self, node: Node) -> _Pipe:
         pipe = self._pipes.get(node)
@@ -204,7 +218,7 @@ class RedisProducer(Producer):
         text = str(reply)
         if "equal or smaller" in text:
             self._last_ms[key] = max(self._last_ms.get(key, 0), now_ms())
-            self._orphans.append((key, _AUTO_ID, entry[2]))
+            self._orphans.append((key, entry[1], self._auto_command(key, entry[1])))
         elif code in ("MOVED", "ASK", "TRYAGAIN", "CLUSTERDOWN"):
             self._orphans.append(entry)
             self._stale_slots = True
