@@ -48,6 +48,7 @@ __all__ = ["ConsumerSettings", "RedisConsumer"]
 
 _NEW = b">"
 _MAX_MS = 1 << 48
+_NO_LIMIT = 1 << 70
 
 
 @dataclass(frozen=True)
@@ -405,6 +406,8 @@ class RedisConsumer(Consumer):
                 shard.position = _NEW  # own pending entries all re-read: now the new ones
                 continue
             stream_key, shard_id, end = shard.stream_key, shard.shard, shard.end
+            end_seq = _NO_LIMIT if end is None else (end[0] << 16) | end[1]
+            until_ms = _NO_LIMIT if until is None else until
             last_id = shard.position
             for entry_id, fields in entries:
                 last_id = entry_id
@@ -412,7 +415,8 @@ class RedisConsumer(Consumer):
                 ms, sub = int(ms_text), int(sub_text)
                 if sub > MAX_SUB or ms >= _MAX_MS:
                     parse_entry_id(entry_id, where)  # raises the DataError that explains it
-                if (end is not None and (ms, sub) > end) or (until is not None and ms > until):
+                seq = (ms << 16) | sub
+                if seq > end_seq or ms > until_ms:
                     shard.done = True
                     break
                 if fields is None:  # pending entry deleted meanwhile (XTRIM): ack it away
@@ -427,7 +431,7 @@ class RedisConsumer(Consumer):
                             self._skip_acks.append((shard.rkey, entry_id))
                         continue
                     payload = values[field_name]
-                out.append(Message(stream_key, shard_id, (ms << 16) | sub, ms, payload))
+                out.append(Message(stream_key, shard_id, seq, ms, payload))
             if not entries:
                 continue
             if shard.position != _NEW:
