@@ -239,6 +239,13 @@ class _Source:
             topic.moved()
         return batch
 
+    def lag(self) -> int:
+        """Messages held that this reader (or its group) still has to deliver."""
+        ahead = max(0, self.topic.end - self.cursor.pos)
+        if self.group is not None:
+            ahead += sum(end - start for start, end in self.group.redeliver)
+        return ahead
+
     def commit(self, seqs: Sequence[int]) -> None:
         group = self.group
         if group is None or not group.commits:
@@ -289,8 +296,8 @@ class MemoryConsumer(Consumer):
 
     @property
     def lag(self) -> int:
-        """Messages in the topics that this consumer (or its group) has not read yet."""
-        return sum(max(0, s.topic.end - s.cursor.pos) for s in self._sources)
+        """Messages in the topics that this consumer (or its group) has yet to deliver."""
+        return sum(s.lag() for s in self._sources)
 
     async def next_batch(self, max_messages: int = 1000) -> list[Message]:
         sources = self._sources

@@ -260,7 +260,8 @@ class Topic:
         self._last_ts = -1
         self._arrivals: deque[tuple[int, float]] = deque()
         self._readers: set[asyncio.Future[None]] = set()
-        self._writers: set[asyncio.Future[None]] = set()
+        self._writers: list[asyncio.Future[None]] = []
+        """Producers waiting for room, oldest first: they are woken (and so run) in that order."""
         self.cursors: weakref.WeakSet[Cursor] = weakref.WeakSet()
         self.groups: dict[str, Group] = {}
 
@@ -360,11 +361,12 @@ class Topic:
                     await self._maybe_yield(len(items))
                 continue
             waiter = asyncio.get_running_loop().create_future()
-            self._writers.add(waiter)
+            self._writers.append(waiter)
             try:
                 await waiter
             finally:
-                self._writers.discard(waiter)
+                if waiter in self._writers:  # cancelled before a wake-up
+                    self._writers.remove(waiter)
 
     async def _maybe_yield(self, appended: int) -> None:
         self._unyielded += appended
@@ -551,7 +553,7 @@ def _convert(item: Payload, key: str, seq: int, ts: int) -> Message:
     return Message(key, 0, seq, ts, payload_bytes(item))
 
 
-def _wake(waiters: set[asyncio.Future[None]]) -> None:
+def _wake(waiters: set[asyncio.Future[None]] | list[asyncio.Future[None]]) -> None:
     for waiter in waiters:
         if not waiter.done():
             waiter.set_result(None)
