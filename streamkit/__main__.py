@@ -1,0 +1,3 @@
+from streamkit.cli.main import main
+
+main()
