@@ -261,7 +261,10 @@ class Topic:
         self._arrivals: deque[tuple[int, float]] = deque()
         self._readers: set[asyncio.Future[None]] = set()
         self._writers: list[asyncio.Future[None]] = []
-        """Producers waiting for room, oldest first: they are woken (and so run) in that order."""
+        """Futures of producers waiting for room (or for their turn)."""
+        self._queue: deque[int] = deque()
+        """Tickets of the ``send_many`` calls blocked on a full topic, oldest first."""
+        self._tickets = 0
         self.cursors: weakref.WeakSet[Cursor] = weakref.WeakSet()
         self.groups: dict[str, Group] = {}
 
@@ -347,26 +350,48 @@ class Topic:
             self._evict_retention()
             await self._maybe_yield(len(items))
             return
-        done = 0
-        while done < len(items):
-            room = bound - (self.end - self.head)
-            if room < len(items) - done:
-                self._make_room(len(items) - done)
-                room = bound - (self.end - self.head)
-            if room > 0:
-                chunk = items[done : done + room] if (done or room < len(items)) else items
-                self._extend(chunk)
-                done += len(chunk)
-                if done == len(items):
-                    await self._maybe_yield(len(items))
-                continue
-            waiter = asyncio.get_running_loop().create_future()
-            self._writers.append(waiter)
-            try:
-                await waiter
-            finally:
-                if waiter in self._writers:  # cancelled before a wake-up
-                    self._writers.remove(waiter)
+        done = 0 if self._queue else self._append_fitting(items, 0)
+        if done < len(items):
+            await self._append_in_turn(items, done)
+        await self._maybe_yield(len(items))
+
+    def _append_fitting(self, items: Sequence[Payload], done: int) -> int:
+        """Append as many of ``items[done:]`` as the bound allows; return the new ``done``."""
+        assert self._bound is not None
+        wanted = len(items) - done
+        room = self._bound - (self.end - self.head)
+        if room < wanted:
+            self._make_room(wanted)
+            room = self._bound - (self.end - self.head)
+        if room <= 0:
+            return done
+        chunk = items if (done == 0 and room >= wanted) else items[done : done + room]
+        self._extend(chunk)
+        return done + len(chunk)
+
+    async def _append_in_turn(self, items: Sequence[Payload], done: int) -> None:
+        """Wait for room in a FIFO of blocked calls: only the oldest call appends, so calls
+        land in the order they were made and each call's items stay contiguous."""
+        ticket = self._tickets
+        self._tickets += 1
+        self._queue.append(ticket)
+        try:
+            while True:
+                if self._queue[0] == ticket:
+                    done = self._append_fitting(items, done)
+                    if done == len(items):
+                        return
+                waiter = asyncio.get_running_loop().create_future()
+                self._writers.append(waiter)
+                try:
+                    await waiter
+                finally:
+                    if waiter in self._writers:  # cancelled before a wake-up
+                        self._writers.remove(waiter)
+        finally:
+            self._queue.remove(ticket)
+            if self._writers:
+                _wake(self._writers)  # the next call in line may go now
 
     async def _maybe_yield(self, appended: int) -> None:
         self._unyielded += appended
@@ -485,7 +510,7 @@ class Topic:
             subscribers=independent + members,
             groups={name: g.stats(end) for name, g in self.groups.items()},
             evicted=self.evicted,
-            producers_waiting=len(self._writers),
+            producers_waiting=len(self._queue),
         )
 
     def wait_for_data(self, waiter: asyncio.Future[None]) -> None:
