@@ -77,6 +77,11 @@ class Message:
     payload: bytes
     key: bytes | None = None
     headers: tuple[tuple[str, bytes], ...] = field(default=())
+    line: bytes | None = field(default=None, init=False, repr=False, compare=False)
+    """The exact line-format text this message was read from, when that text is already in
+    the canonical form the stdio producer writes; lets a relay copy it instead of formatting it
+    again. Not an init field, so ``dataclasses.replace`` drops it. Messages are values: make a
+    new one (``replace``) rather than assigning to a field of one that came from a decoder."""
 
     @property
     def datetime(self) -> datetime:

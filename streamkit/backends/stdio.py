@@ -18,7 +18,6 @@ regular files are read directly.
 from __future__ import annotations
 
 import asyncio
-import collections
 import fcntl
 import os
 import select
@@ -224,7 +223,7 @@ class StdioConsumer(Consumer):
         self.keys = frozenset(keys)
         self.group = options.group
         self.closed = False
-        self._pending: collections.deque[Message] = collections.deque()
+        self._pending: list[Message] = []
         self._waiting = False
         self._past_until = False
 
@@ -258,8 +257,11 @@ class StdioConsumer(Consumer):
 
     def _take(self, max_messages: int) -> list[Message]:
         pending = self._pending
-        count = min(max_messages, len(pending))
-        batch = [pending.popleft() for _ in range(count)]
+        if len(pending) <= max_messages:
+            batch, self._pending = pending, []
+        else:
+            batch = pending[:max_messages]
+            del pending[:max_messages]
         since, until = self.options.since, self.options.until
         if since is not None:
             batch = [m for m in batch if m.timestamp >= since]

@@ -224,23 +224,30 @@ class LineDecoder:
             if not line:
                 continue
             if canonical and line[:1] == b"[":
-                # The canonical prefix "[YYYY-MM-DDTHH:MM:SS.fff | key | seq | shard] " in a
-                # handful of C calls; anything unusual falls through to the general parser.
+                # "[YYYY-MM-DDTHH:MM:SS[.fff] | key | seq[ | shard]] payload" (streamkit's and
+                # SeaStreamer's output) in a handful of C calls; anything unusual falls through
+                # to the general parser.
                 parts = line.split(b" | ", 3)
-                if len(parts) == 4:
+                count = len(parts)
+                if count == 4:
                     ts, key_bytes, seq_text, rest = parts
                     shard_text, sep, payload = rest.partition(b"] ")
+                elif count == 3:
+                    ts, key_bytes, rest = parts
+                    seq_text, sep, payload = rest.partition(b"] ")
+                    shard_text = b"0"
+                else:
+                    sep = b""
+                if sep:
                     base = seconds.get(ts[1:20])
                     key = keys.get(key_bytes)
+                    size = len(ts)
                     if (
                         base is not None
                         and key is not None
-                        and sep
                         and payload
                         and payload[:1] not in _SPACE
-                        and ts[20:21] == b"."
-                        and ts[21:].isdigit()
-                        and len(ts) <= 30
+                        and (size == 20 or (ts[20:21] == b"." and size <= 30 and ts[21:].isdigit()))
                         and seq_text.isdigit()
                         and shard_text.isdigit()
                         and len(seq_text) <= 20
@@ -251,24 +258,25 @@ class LineDecoder:
                         shard = int(shard_text)
                         if seq <= MAX_U64 and shard <= MAX_U64:
                             counters[(key, shard)] = seq + 1
-                            append(
-                                Message(
-                                    key,
-                                    shard,
-                                    seq,
-                                    base * 1000 + int((ts[21:] + b"00")[:3]),
-                                    payload,
-                                )
+                            message = Message(
+                                key,
+                                shard,
+                                seq,
+                                base * 1000 + (int((ts[21:] + b"00")[:3]) if size > 20 else 0),
+                                payload,
                             )
+                            if size == 24 and count == 4:
+                                message.line = line
+                            append(message)
                             flags.append(False)
                             continue
             if now < 0:
                 now = self.clock()
             self.line_number = number
-            message = self._slow(line, number, now)
-            if message is not None:
-                append(message[0])
-                flags.append(message[1])
+            parsed = self._slow(line, number, now)
+            if parsed is not None:
+                append(parsed[0])
+                flags.append(parsed[1])
         self.line_number = number
 
     def _slow(self, line: bytes, number: int, now: int) -> tuple[Message, bool] | None:
@@ -353,6 +361,10 @@ def encode_lines(messages: Sequence[Message], stream_key: str | None = None) -> 
     forced = stream_key.encode("ascii") if stream_key is not None else None
     keys: dict[str, bytes] = {}
     for message in messages:
+        line = message.line
+        if line is not None and (forced is None or message.stream_key == stream_key):
+            append(line)
+            continue
         payload = message.payload
         if b"\n" in payload:
             raise _untravelable(message, "contains a newline")
@@ -363,10 +375,11 @@ def encode_lines(messages: Sequence[Message], stream_key: str | None = None) -> 
             if key is None:
                 key = keys[message.stream_key] = message.stream_key.encode("ascii")
         append(
-            b"%s%03d | %s | %d | %d] %s\n"
+            b"%s%03d | %s | %d | %d] %s"
             % (_time_prefix(seconds), millis, key, message.seq, message.shard_id, payload)
         )
-    out = b"".join(parts)
+    parts.append(b"")
+    out = b"\n".join(parts)
     if not out.isascii():
         try:
             out.decode("utf-8")
