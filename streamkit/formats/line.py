@@ -29,7 +29,6 @@ __all__ = ["LineDecoder", "encode_lines", "parse_line"]
 _TIMESTAMP = re.compile(r"(\d{4})-(\d\d)-(\d\d)T(\d\d):(\d\d):(\d\d)(?:\.(\d{1,9}))?")
 _KEY = re.compile(r"[A-Za-z0-9._-]{1,249}")
 _NUMBER = re.compile(r"\+?\d+")
-_SPACE = b" \t\n\r\x0b\x0c"
 
 _seconds_cache: dict[bytes, int] = {}
 _prefix_cache: dict[int, bytes] = {}
@@ -246,8 +245,9 @@ class LineDecoder:
                         base is not None
                         and key is not None
                         and payload
-                        and payload[:1] not in _SPACE
-                        and (size == 20 or (ts[20:21] == b"." and size <= 30 and ts[21:].isdigit()))
+                        # 33..127: no leading ASCII or Unicode whitespace to strip
+                        and 32 < payload[0] < 128
+                        and (size == 20 or (size <= 30 and ts[20] == 46 and ts[21:].isdigit()))
                         and seq_text.isdigit()
                         and shard_text.isdigit()
                         and len(seq_text) <= 20
