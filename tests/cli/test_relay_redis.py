@@ -1,0 +1,147 @@
+"""``streamkit relay`` with Redis at either end, as real subprocesses against a private server."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from tests.servers.redis_server import RedisServer
+
+LINE = re.compile(rb"^\[(\S+) \| (\S+) \| (\d+) \| (\d+)\] (.*)$")
+ENV = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
+
+
+def relay(
+    *args: str, stdin: bytes | None = None, timeout: float = 30
+) -> subprocess.CompletedProcess[bytes]:
+    return subprocess.run(
+        [sys.executable, "-m", "streamkit.cli.main", "relay", *args],
+        input=stdin, capture_output=True, timeout=timeout, env=ENV,
+    )  # fmt: skip
+
+
+def start_relay(*args: str, stdin: int | None = None) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "streamkit.cli.main", "relay", *args],
+        stdin=stdin if stdin is not None else subprocess.DEVNULL,
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=ENV,
+    )  # fmt: skip
+
+
+def parse(out: bytes) -> list[tuple[str, str, int, int, bytes]]:
+    rows = []
+    for raw in out.splitlines():
+        match = LINE.match(raw)
+        assert match, raw
+        ts, key, seq, shard, payload = match.groups()
+        rows.append((ts.decode(), key.decode(), int(seq), int(shard), payload))
+    return rows
+
+
+def redis_ids(server: RedisServer, key: str) -> list[tuple[int, int]]:
+    words = server.cli("XRANGE", key, "-", "+").split()
+    return [
+        (int(w.split("-")[0]), int(w.split("-")[1])) for w in words if re.fullmatch(r"\d+-\d+", w)
+    ]
+
+
+def test_stdio_to_redis_and_back_keeps_timestamps(
+    redis_server: RedisServer, unique_key: str
+) -> None:
+    lines = b"".join(b"[2026-11-23T07:00:%02d.250 | x] payload %d\n" % (i, i) for i in range(20))
+    url = redis_server.stream_url(unique_key)
+    done = relay("--input", "stdio:///x", "--output", url, stdin=lines)
+    assert done.returncode == 0, done.stderr
+    ids = redis_ids(redis_server, unique_key)
+    assert len(ids) == 20
+    back = relay("--input", url, "--output", f"stdio:///{unique_key}", "--offset", "start", "-e")
+    assert back.returncode == 0, back.stderr
+    rows = parse(back.stdout)
+    assert [r[4] for r in rows] == [b"payload %d" % i for i in range(20)]
+    for i, (ts, key, seq, shard, _) in enumerate(rows):
+        assert ts == f"2026-11-23T07:00:{i:02d}.250"
+        assert (key, shard) == (unique_key, 0)
+        ms, sub = ids[i]
+        assert seq == (ms << 16) | sub
+
+
+def test_redis_to_file_keeps_original_timestamps(
+    redis_server: RedisServer, unique_key: str, tmp_path: Path
+) -> None:
+    for i in range(10):
+        redis_server.cli("XADD", unique_key, f"17000000000{i:02d}-{i}", "msg", f"m{i}")
+    url = redis_server.stream_url(unique_key)
+    target = f"file://{tmp_path}/dump.ss/{unique_key}"
+    done = relay("--input", url, "--output", target, "--offset", "start", "-e")
+    assert done.returncode == 0, done.stderr
+    back = relay("--input", target, "--output", f"stdio:///{unique_key}")
+    assert back.returncode == 0, back.stderr
+    rows = parse(back.stdout)
+    assert [r[4] for r in rows] == [b"m%d" % i for i in range(10)]
+    assert [r[2] for r in rows] == [((1700000000000 + i) << 16) | i for i in range(10)]
+    assert rows[3][0] == "2023-11-14T22:13:20.003"
+
+
+def test_resumable_relay_continues_where_it_stopped(
+    redis_server: RedisServer, unique_key: str
+) -> None:
+    url = redis_server.stream_url(unique_key)
+    fill = relay("--input", "stdio:///x", "--output", url,
+                 stdin=b"".join(b"n%d\n" % i for i in range(10)))  # fmt: skip
+    assert fill.returncode == 0, fill.stderr
+    common = ("--input", url, "--output", "stdio:///out", "--mode", "resumable", "--group", "g")
+    first = relay(*common, "--offset", "start", "--count", "4")
+    assert first.returncode == 0, first.stderr
+    second = relay(*common, "-e")
+    assert second.returncode == 0, second.stderr
+    got = [r[4] for r in parse(first.stdout)] + [r[4] for r in parse(second.stdout)]
+    assert got == [b"n%d" % i for i in range(10)]
+    assert redis_server.cli("XPENDING", unique_key, "g").split()[0] == "0"
+
+
+def test_relays_survive_a_redis_restart(redis_restartable: RedisServer, unique_key: str) -> None:
+    server = redis_restartable
+    url = server.stream_url(unique_key)
+    reader = start_relay("--input", url, "--output", "stdio:///out", "--offset", "start")
+    writer = start_relay("--input", "stdio:///x", "--output", url, stdin=subprocess.PIPE)
+    assert writer.stdin is not None and reader.stdout is not None
+    writer.stdin.write(b"".join(b"a%d\n" % i for i in range(500)))
+    writer.stdin.flush()
+    time.sleep(1.0)
+    server.restart(keep_data=True, downtime=0.5)
+    writer.stdin.write(b"".join(b"b%d\n" % i for i in range(500)))
+    writer.stdin.close()
+    assert writer.wait(timeout=30) == 0, writer.stderr.read() if writer.stderr else ""
+    wanted = {b"a%d" % i for i in range(500)} | {b"b%d" % i for i in range(500)}
+    deadline = time.monotonic() + 20
+    while int(server.cli("XLEN", unique_key)) < len(wanted) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    time.sleep(1.0)
+    reader.send_signal(signal.SIGTERM)
+    out, err = reader.communicate(timeout=20)
+    assert reader.returncode == 143, err
+    payloads = [r[4] for r in parse(out)]
+    assert set(payloads) == wanted  # nothing lost
+    duplicates = len(payloads) - len(set(payloads))
+    assert duplicates == 0  # realtime resumes after the last delivered id
+    assert b"reconnecting with backoff" in err
+    assert err.count(b"\n") <= 3 and b"Traceback" not in err
+
+
+def test_failures_are_one_line(redis_server: RedisServer, unique_key: str) -> None:
+    redis_server.cli("SET", unique_key, "a string")
+    wrong_type = relay("--input", redis_server.stream_url(unique_key), "--output", "stdio:///x",
+                       "--offset", "start", "-e")  # fmt: skip
+    host = f"{redis_server.host}:{redis_server.port}"
+    wrong_password = relay("--input", f"redis://nobody:wrongpw@{host}/{unique_key}",
+                           "--output", "stdio:///x")  # fmt: skip
+    for result, needle in ((wrong_type, b"WRONGTYPE"), (wrong_password, b"authentication failed")):
+        assert result.returncode == 1
+        assert needle in result.stderr
+        assert result.stderr.strip().count(b"\n") == 0, result.stderr
+        assert b"wrongpw" not in result.stderr
