@@ -9,6 +9,7 @@ command returns so the group can exit 143/130.
 from __future__ import annotations
 
 import asyncio
+import signal
 import sys
 from typing import Any
 
@@ -26,7 +27,7 @@ from streamkit.cli.options import (
     producer_options_from,
 )
 from streamkit.connect import open_streamer
-from streamkit.errors import UsageError
+from streamkit.errors import EXIT_SIGINT, EXIT_SIGTERM, UsageError
 from streamkit.pipeline import (
     BatchSpec,
     ExecPool,
@@ -242,4 +243,29 @@ def processor(**values: Any) -> None:
     it also keys the records.
     """
     pipeline = build_pipeline(values)
-    asyncio.run(run_processor(values, pipeline))
+    received = asyncio.run(_run_until_signal(values, pipeline))
+    if received is not None:
+        raise SystemExit(EXIT_SIGINT if received == signal.SIGINT else EXIT_SIGTERM)
+
+
+async def _run_until_signal(values: dict[str, Any], pipeline: Pipeline) -> int | None:
+    """Run; SIGTERM/SIGINT stop the reading and the run drains. Returns the signal, if any.
+
+    The pipeline's stop() is consumer.stop(): everything read is still processed, written and
+    committed before the command returns with 143/130.
+    """
+    loop = asyncio.get_running_loop()
+    received: list[int] = []
+
+    def on_signal(number: int) -> None:
+        received.append(number)
+        pipeline.stop()
+
+    for number in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(number, on_signal, number)
+    try:
+        await run_processor(values, pipeline)
+    finally:
+        for number in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(number)
+    return received[0] if received else None

@@ -8,6 +8,7 @@ import re
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections import defaultdict
 from pathlib import Path
@@ -216,17 +217,35 @@ def test_sigterm_mid_stream_drains_count_in_equals_out(handlers: Path) -> None:
         stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=ENV,
     )  # fmt: skip
     assert process.stdin is not None and process.stdout is not None
-    process.stdin.write(lines(400))
-    process.stdin.flush()
-    first = process.stdout.readline()  # processing has started; stdin stays open
+    stdin = process.stdin
+    data = lines(100_000)
+    written = [0]
+
+    def feed() -> None:  # a live producer: keeps writing until the processor is gone
+        try:
+            for start in range(0, len(data), 4096):
+                stdin.write(data[start : start + 4096])
+                stdin.flush()
+                written[0] += 1
+                time.sleep(0.001)
+        except (BrokenPipeError, ValueError, OSError):
+            pass
+
+    writer = threading.Thread(target=feed, daemon=True)
+    writer.start()
+    first = os.read(process.stdout.fileno(), 1 << 16)  # processing has started
     assert first
-    time.sleep(0.05)
+    time.sleep(0.2)
     process.send_signal(signal.SIGTERM)
-    rest, stderr = process.communicate(timeout=30)
-    assert process.returncode == 143, stderr
+    # not communicate(): it would close stdin under the feeding thread
+    rest = process.stdout.read()
+    assert process.stderr is not None
+    stderr = process.stderr.read()
+    assert process.wait(timeout=30) == 143, stderr
     out = parse(first + rest)
     summary = re.search(rb"done: in=(\d+) out=(\d+)", stderr)
     assert summary, stderr
     count_in, count_out = int(summary.group(1)), int(summary.group(2))
     assert count_in == count_out == len(out) > 0
     assert [r[2] for r in out] == list(range(len(out)))
+    assert len(out) < 100_000  # it really stopped mid-stream
