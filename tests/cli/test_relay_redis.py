@@ -145,3 +145,41 @@ def test_failures_are_one_line(redis_server: RedisServer, unique_key: str) -> No
         assert needle in result.stderr
         assert result.stderr.strip().count(b"\n") == 0, result.stderr
         assert b"wrongpw" not in result.stderr
+
+
+def test_load_balanced_relay_claims_a_dead_members_entries(
+    redis_server: RedisServer, unique_key: str
+) -> None:
+    url = redis_server.stream_url(unique_key)
+    fill = relay("--input", "stdio:///x", "--output", url,
+                 stdin=b"".join(b"e%d\n" % i for i in range(200)))  # fmt: skip
+    assert fill.returncode == 0, fill.stderr
+    redis_server.cli("XGROUP", "CREATE", unique_key, "lb", "0")
+    # a member that read 50 entries and died before writing them anywhere
+    redis_server.cli(
+        "XREADGROUP", "GROUP", "lb", "ghost", "COUNT", "50", "STREAMS", unique_key, ">"
+    )
+    time.sleep(0.3)
+    survivor = relay(
+        "--input", url, "--output", "stdio:///out", "--mode", "load-balanced", "--group", "lb",
+        "--consumer-name", "survivor", "--claim-idle", "200ms", "-e",
+    )  # fmt: skip
+    assert survivor.returncode == 0, survivor.stderr
+    got = sorted(r[4] for r in parse(survivor.stdout))
+    assert got == sorted(b"e%d" % i for i in range(200))
+    assert redis_server.cli("XPENDING", unique_key, "lb").split()[0] == "0"
+
+
+def test_sigterm_flushes_what_stdin_gave(redis_server: RedisServer, unique_key: str) -> None:
+    url = redis_server.stream_url(unique_key)
+    writer = start_relay("--input", "stdio:///x", "--output", url, stdin=subprocess.PIPE)
+    assert writer.stdin is not None
+    writer.stdin.write(b"".join(b"s%d\n" % i for i in range(3000)))
+    writer.stdin.flush()
+    deadline = time.monotonic() + 10
+    while int(redis_server.cli("XLEN", unique_key) or 0) == 0 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    writer.send_signal(signal.SIGTERM)
+    _, err = writer.communicate(timeout=20)
+    assert writer.returncode == 143, err
+    assert int(redis_server.cli("XLEN", unique_key)) == 3000
