@@ -8,8 +8,6 @@ command returns so the group can exit 143/130.
 
 from __future__ import annotations
 
-import asyncio
-import signal
 import sys
 from typing import Any
 
@@ -26,8 +24,9 @@ from streamkit.cli.options import (
     producer_options,
     producer_options_from,
 )
+from streamkit.cli.runner import Shutdown, run_async, tune_gc
 from streamkit.connect import open_streamer
-from streamkit.errors import EXIT_SIGINT, EXIT_SIGTERM, UsageError
+from streamkit.errors import UsageError
 from streamkit.pipeline import (
     BatchSpec,
     ExecPool,
@@ -235,7 +234,7 @@ async def run_processor(values: dict[str, Any], pipeline: Pipeline | None = None
 @consumer_options
 @producer_options
 @connect_options
-def processor(**values: Any) -> None:
+def processor(**values: Any) -> int:
     """Run a function or a command over a stream: workers, order, partitions, batches.
 
     --partition-by FIELD sends all messages with one value of FIELD (a top-level JSON field of
@@ -243,29 +242,13 @@ def processor(**values: Any) -> None:
     it also keys the records.
     """
     pipeline = build_pipeline(values)
-    received = asyncio.run(_run_until_signal(values, pipeline))
-    if received is not None:
-        raise SystemExit(EXIT_SIGINT if received == signal.SIGINT else EXIT_SIGTERM)
+    tune_gc()
+    return run_async(lambda shutdown: _run(values, pipeline, shutdown))
 
 
-async def _run_until_signal(values: dict[str, Any], pipeline: Pipeline) -> int | None:
-    """Run; SIGTERM/SIGINT stop the reading and the run drains. Returns the signal, if any.
-
-    The pipeline's stop() is consumer.stop(): everything read is still processed, written and
-    committed before the command returns with 143/130.
-    """
-    loop = asyncio.get_running_loop()
-    received: list[int] = []
-
-    def on_signal(number: int) -> None:
-        received.append(number)
-        pipeline.stop()
-
-    for number in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(number, on_signal, number)
-    try:
-        await run_processor(values, pipeline)
-    finally:
-        for number in (signal.SIGINT, signal.SIGTERM):
-            loop.remove_signal_handler(number)
-    return received[0] if received else None
+async def _run(values: dict[str, Any], pipeline: Pipeline, shutdown: Shutdown) -> int:
+    """SIGTERM/SIGINT call ``pipeline.stop()`` (= ``consumer.stop()``): the run drains and
+    returns, and the runner exits 143/130 once everything read was written."""
+    shutdown.on_stop(pipeline.stop)
+    await run_processor(values, pipeline)
+    return 0

@@ -184,9 +184,11 @@ def test_on_error_dead_letter_to_a_file(handlers: Path, tmp_path: Path) -> None:
         capture_output=True, env=ENV, timeout=30,
     )  # fmt: skip
     assert decoded.returncode == 0, decoded.stderr
-    letters = [json.loads(line) for line in decoded.stdout.splitlines()]
-    payloads = [json.loads(m["payload"]) if isinstance(m["payload"], str) else m["payload"]
-                for m in letters]  # fmt: skip
+    records = [json.loads(line) for line in decoded.stdout.splitlines() if line.startswith(b"{")]
+    letters = [r for r in records if r["header"]["stream_key"] == "dlq"]  # not the EOS frame
+    payloads = [
+        json.loads(m["payload"]) if isinstance(m["payload"], str) else m["payload"] for m in letters
+    ]
     assert [p["seq"] for p in payloads] == [7, 17, 27]
     assert payloads[0]["error"] == "ValueError: sevens are bad"
     assert payloads[0]["payload"] == "p7"
