@@ -18,6 +18,7 @@ import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
 
@@ -50,15 +51,12 @@ class RedisServer:
 
     directory: Path
     port: int = 0
+    host: str = "127.0.0.1"
     extra: tuple[str, ...] = ()
     tls: bool = False
     password: str | None = None
     external_url: str | None = None
     process: subprocess.Popen[bytes] | None = field(default=None, repr=False)
-
-    @property
-    def host(self) -> str:
-        return "127.0.0.1"
 
     @property
     def url(self) -> str:
@@ -163,7 +161,11 @@ def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServ
     """The shared private server (or STREAMKIT_TEST_REDIS_URL). Tests use unique keys."""
     external = os.environ.get("STREAMKIT_TEST_REDIS_URL")
     if external:
-        yield RedisServer(Path("."), external_url=external)
+        parts = urlsplit(external)
+        yield RedisServer(
+            Path("."), port=parts.port or 6379, host=parts.hostname or "127.0.0.1",
+            external_url=external,
+        )  # fmt: skip
         return
     server = _start(tmp_path_factory.mktemp("redis"))
     yield server
