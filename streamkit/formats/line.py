@@ -26,9 +26,10 @@ from streamkit.message import BROADCAST, MAX_U64, Message, now_ms
 
 __all__ = ["LineDecoder", "encode_lines", "parse_line"]
 
-_TIMESTAMP = re.compile(r"(\d{4})-(\d\d)-(\d\d)T(\d\d):(\d\d):(\d\d)(?:\.(\d{1,9}))?")
+# ASCII digits only: str patterns would otherwise take any Unicode digit (int() accepts them).
+_TIMESTAMP = re.compile(r"(\d{4})-(\d\d)-(\d\d)T(\d\d):(\d\d):(\d\d)(?:\.(\d{1,9}))?", re.ASCII)
 _KEY = re.compile(r"[A-Za-z0-9._-]{1,249}")
-_NUMBER = re.compile(r"\+?\d+")
+_NUMBER = re.compile(r"\+?\d+", re.ASCII)
 
 _seconds_cache: dict[bytes, int] = {}
 _prefix_cache: dict[int, bytes] = {}
@@ -44,7 +45,8 @@ def _epoch_seconds(text: bytes) -> int | None:
         return None
     year, month, day, hour, minute, second = (int(g) for g in match.groups()[:6])
     if not (
-        1 <= month <= 12
+        year >= 1  # year 0000 does not exist in the calendar calendar.timegm uses
+        and 1 <= month <= 12
         and 1 <= day <= calendar.monthrange(year, month)[1]
         and hour < 24
         and minute < 60
@@ -343,7 +345,8 @@ def _time_prefix(seconds: int) -> bytes:
     if prefix is None:
         import time
 
-        prefix = time.strftime("[%Y-%m-%dT%H:%M:%S.", time.gmtime(seconds)).encode("ascii")
+        # Not strftime's %Y: it writes years before 1000 with fewer than four digits.
+        prefix = b"[%04d-%02d-%02dT%02d:%02d:%02d." % time.gmtime(seconds)[:6]
         if len(_prefix_cache) > 65536:
             _prefix_cache.clear()
         _prefix_cache[seconds] = prefix
@@ -375,8 +378,16 @@ def encode_lines(messages: Sequence[Message], stream_key: str | None = None) -> 
             if key is None:
                 key = keys[message.stream_key] = message.stream_key.encode("ascii")
         append(
-            b"%s%03d | %s | %d | %d] %s"
-            % (_time_prefix(seconds), millis, key, message.seq, message.shard_id, payload)
+            b"%s%03d | %s | %d | %d]%s%s"
+            % (
+                _time_prefix(seconds),
+                millis,
+                key,
+                message.seq,
+                message.shard_id,
+                b" " if payload and 32 < payload[0] < 128 else _separator(payload),
+                payload,
+            )
         )
     parts.append(b"")
     out = b"\n".join(parts)
@@ -390,6 +401,17 @@ def encode_lines(messages: Sequence[Message], stream_key: str | None = None) -> 
                 except UnicodeDecodeError:
                     raise _untravelable(message, "is not UTF-8 text") from None
     return out
+
+
+def _separator(payload: bytes) -> bytes:
+    """No space before an empty or whitespace-only payload: the reader keeps a whitespace-only
+    rest verbatim, so ``"] "`` would add a space to it (an empty payload would come back as
+    ``b" "``)."""
+    try:
+        blank = not payload.decode("utf-8").strip()
+    except UnicodeDecodeError:
+        blank = False
+    return b"" if blank else b" "
 
 
 def _untravelable(message: Message, why: str) -> DataError:
