@@ -126,7 +126,7 @@ class RedisConsumer(Consumer):
         self._next_claim = 0.0
         self._claim_cursor: dict[str, bytes] = {}
         self._skip_acks: list[tuple[str, bytes]] = []
-        self._nogroup_backoff: Backoff | None = None
+        self._error_backoff: Backoff | None = None
         self._closed = False
         self.claimed = 0
         """Entries taken over from other members (load-balanced failover)."""
@@ -352,7 +352,7 @@ class RedisConsumer(Consumer):
             if isinstance(reply, hiredis.ReplyError):
                 await self._on_error(reader, reply)
                 continue
-            self._nogroup_backoff = None
+            self._error_backoff = None
             return self._parse(reader, reply, blocking, chosen)
 
     async def _on_error(self, reader: _Reader, reply: hiredis.ReplyError) -> None:
@@ -360,19 +360,24 @@ class RedisConsumer(Consumer):
         if code == "NOGROUP":
             # The stream or its group vanished (restart without persistence, eviction, DEL):
             # recreate and go on, backing off so a persisting failure never spins.
-            if self._nogroup_backoff is None:
-                self._nogroup_backoff = Backoff(self._topology.reconnect_timeout)
+            if self._error_backoff is None:
+                self._error_backoff = Backoff(self._topology.reconnect_timeout)
                 warn(f"{self._where}: consumer group {self._group!r} is gone; recreating it")
-            if self._nogroup_backoff.expired:
+            if self._error_backoff.expired:
                 raise BackendError(f"consumer group keeps vanishing: {reply}", self._where)
             await asyncio.sleep(
-                self._nogroup_backoff.next_delay() if self._nogroup_backoff.attempt else 0
+                self._error_backoff.next_delay() if self._error_backoff.attempt else 0
             )
-            self._nogroup_backoff.attempt += 1
+            self._error_backoff.attempt += 1
             await self._create_groups(reader.shards, initial=False)
             return
         if code in ("MOVED", "ASK", "TRYAGAIN", "CLUSTERDOWN", "LOADING"):
-            await asyncio.sleep(0.1)
+            # slots moving or a node loading: refresh the map and retry, backing off
+            if self._error_backoff is None:
+                self._error_backoff = Backoff(self._topology.reconnect_timeout)
+            if self._error_backoff.expired:
+                raise BackendError(f"Redis keeps refusing reads: {reply}", self._where)
+            await asyncio.sleep(self._error_backoff.next_delay())
             if self._topology.cluster:
                 await self._topology.refresh()
             if reader.connection is not None:
