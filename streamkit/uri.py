@@ -95,18 +95,20 @@ class StreamUri:
 
 def _split_scheme(text: str) -> tuple[str, str]:
     if "://" not in text:
+        shown = _redact_text(text)
         hint = ""
         if text.endswith(".ss") or "/" in text:
-            hint = f" (a file is written file://{text}/KEY)"
+            hint = f" (a file is written file://{shown}/KEY)"
         raise UsageError(
-            f"not a stream URI: no '://' in {text!r}; expected scheme://nodes/keys{hint}, "
+            f"not a stream URI: no '://' in {shown!r}; expected scheme://nodes/keys{hint}, "
             f"with scheme one of {', '.join(SCHEMES)}",
         )
     scheme, rest = text.split("://", 1)
     scheme = scheme.lower()
     if scheme not in SCHEMES:
         raise UsageError(
-            f"unknown scheme {scheme!r} in {text!r}; known schemes: {', '.join(SCHEMES)}"
+            f"unknown scheme {scheme!r} in {_redact_text(text)!r}; "
+            f"known schemes: {', '.join(SCHEMES)}"
         )
     return scheme, rest
 
@@ -126,6 +128,12 @@ def _parse_nodes(
         if not piece:
             continue
         host, port = piece, None
+        if "/" in piece:
+            raise UsageError(
+                f"invalid node {piece!r}: nodes are host[:port]; the stream keys follow the "
+                "last '/'",
+                _redact_text(original),
+            )
         if piece.startswith("["):  # [ipv6]:port
             end = piece.find("]")
             host, tail = piece[1:end], piece[end + 1 :]
@@ -149,12 +157,15 @@ def _parse_port(text: str, piece: str, original: str) -> int:
 
 
 def _redact_text(text: str) -> str:
-    if "@" in text and "://" in text:
-        scheme, rest = text.split("://", 1)
-        cred, _, tail = rest.rpartition("@")
-        user = cred.split(":", 1)[0]
-        return f"{scheme}://{user}:***@{tail}" if ":" in cred else text
-    return text
+    """``text`` with a password replaced by ``***``, with or without a scheme (for errors)."""
+    if "@" not in text:
+        return text
+    scheme, sep, rest = text.partition("://")
+    if not sep:
+        scheme, rest = "", text
+    cred, _, tail = rest.rpartition("@")
+    user = cred.split(":", 1)[0]
+    return f"{scheme}{sep}{user}:***@{tail}" if ":" in cred else text
 
 
 def _build(
@@ -170,6 +181,7 @@ def _build(
         location = unquote(location)
     elif scheme in DEFAULT_PORTS:
         nodes, username, password = _parse_nodes(scheme, location, text)
+        location = location.rpartition("@")[2]  # credentials live in username/password only
     elif scheme == "memory" and not location:
         location = "default"
     return StreamUri(scheme, location, keys, nodes, username, password, has_key_list)
