@@ -251,3 +251,28 @@ def test_sigterm_mid_stream_drains_count_in_equals_out(handlers: Path) -> None:
     assert count_in == count_out == len(out) > 0
     assert [r[2] for r in out] == list(range(len(out)))
     assert len(out) < 100_000  # it really stopped mid-stream
+
+
+def test_malformed_line_exits_3_after_writing_what_came_before(handlers: Path) -> None:
+    data = lines(500) + b"[Jan 1, 2022] bad\n" + lines(10)
+    done = processor(handlers, "--func", "sk_handlers:upper", "--workers", "3", stdin=data)
+    assert done.returncode == 3, done.stderr
+    assert [r[2] for r in parse(done.stdout)] == list(range(500))
+    assert b"<stdin>:501" in done.stderr and b"Traceback" not in done.stderr
+
+
+def test_count_stops_after_n(handlers: Path) -> None:
+    done = processor(handlers, "--func", "sk_handlers:upper", "--count", "42", stdin=lines(300))
+    assert done.returncode == 0, done.stderr
+    assert [r[2] for r in parse(done.stdout)] == list(range(42))
+
+
+def test_closed_stdout_exits_0_quietly(handlers: Path) -> None:
+    pipeline = subprocess.run(
+        f"{' '.join(COMMAND)} --input stdio:/// -I {handlers} --func sk_handlers:upper | head -3; "
+        'echo "status=${PIPESTATUS[0]}" >&2',
+        shell=True, input=lines(100_000), capture_output=True, env=ENV, timeout=60,
+        executable="/bin/bash",
+    )  # fmt: skip
+    assert pipeline.stdout.count(b"\n") == 3
+    assert pipeline.stderr == b"status=0\n"  # the processor's own exit code, and no noise
