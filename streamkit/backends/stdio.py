@@ -35,7 +35,7 @@ from streamkit.backends.base import (
     Streamer,
     reject_unsupported,
 )
-from streamkit.errors import EndOfStream, UsageError
+from streamkit.errors import DataError, EndOfStream, UsageError
 from streamkit.formats.jsonl import JsonLineDecoder, encode_json_lines
 from streamkit.formats.line import LineDecoder, encode_lines
 from streamkit.message import BROADCAST, Message, now_ms
@@ -314,7 +314,20 @@ class StdioProducer(Producer):
             raise UsageError("send on a closed producer", "stdio:///")
         if not items:
             return
-        self.writer.write(self._encode(self._messages(items), self.stream_key))
+        messages = self._messages(items)
+        try:
+            data = self._encode(messages, self.stream_key)
+        except DataError:
+            # A message the format cannot carry: write every message before it, then fail.
+            for index in range(len(messages)):
+                try:
+                    self._encode(messages[index : index + 1], self.stream_key)
+                except DataError:
+                    if index:
+                        self.writer.write(self._encode(messages[:index], self.stream_key))
+                    raise
+            raise
+        self.writer.write(data)
 
     def _messages(self, items: Sequence[Payload]) -> Sequence[Message]:
         if all(type(item) is Message for item in items):

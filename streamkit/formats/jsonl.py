@@ -18,7 +18,7 @@ import json
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from streamkit.errors import LineFormatError
+from streamkit.errors import LineFormatError, UsageError
 from streamkit.message import BROADCAST, Message, now_ms, validate_stream_key
 
 __all__ = ["JsonLineDecoder", "encode_json_lines"]
@@ -128,7 +128,8 @@ class JsonLineDecoder:
                 continue
             try:
                 message, broadcast = self._parse(line)
-            except (ValueError, TypeError, KeyError) as error:
+            # UsageError: a bad topic (stream key); RecursionError: absurdly deep nesting.
+            except (ValueError, TypeError, KeyError, UsageError, RecursionError) as error:
                 where = f"{self.source}:{self.line_number}"
                 what = f"invalid JSON message: {error}"
                 if self.on_invalid == "skip":
@@ -160,7 +161,7 @@ class JsonLineDecoder:
             raise ValueError("a line must be a JSON object")
         topic = obj.get("topic")
         broadcast = topic is None
-        key_name = BROADCAST if topic is None else validate_stream_key(str(topic))
+        key_name = BROADCAST if topic is None else validate_stream_key(str(topic), where="topic")
         shard = int(obj.get("partition") or 0)
         seq_value = obj.get("offset")
         seq = self._take(key_name, shard, None if seq_value is None else int(seq_value))
