@@ -53,6 +53,12 @@ def flaky(message):
 def slow(message):
     time.sleep(0.002)
     return message.payload
+
+def fail_150_once(message):
+    import os
+    if os.environ.get("SK_FAIL") and message.payload == b"n150":
+        raise RuntimeError("poison")
+    return message.payload.upper()
 """
 
 
