@@ -107,6 +107,7 @@ class KafkaConsumer(Consumer):
         self._since = options.since
         self._until = options.until
         self._ends: dict[TP, int] | None = None
+        self._last: dict[Any, int] | None = None
         self._done: set[TP] = set()
         self._assigned: set[TP] | None = None
         self._positioned: set[TP] = set()
@@ -256,6 +257,30 @@ class KafkaConsumer(Consumer):
         append = out.append
         ends = self._ends
         single = self._topics[0] if len(self._topics) == 1 else None
+        if ends is None:
+            for m in raw:
+                if m.error() is not None:
+                    self._event(m)
+                    continue
+                headers = m.headers()
+                append(
+                    Message(
+                        single or m.topic(),
+                        m.partition(),
+                        m.offset(),
+                        m.timestamp()[1],
+                        m.value() or b"",
+                        m.key(),
+                        _headers(headers) if headers else (),
+                    )
+                )
+            return out
+        # Last offset to deliver per partition; keyed by the partition number alone for one
+        # topic (no tuple per message).
+        last = self._last
+        if last is None:
+            last = {(p if single else (t, p)): end - 1 for (t, p), end in ends.items()}
+            self._last = last
         for m in raw:
             if m.error() is not None:
                 self._event(m)
@@ -263,7 +288,7 @@ class KafkaConsumer(Consumer):
             topic = single or m.topic()
             partition = m.partition()
             offset = m.offset()
-            if ends is not None and offset + 1 >= ends.get((topic, partition), 0):
+            if offset >= last.get(partition if single else (topic, partition), -1):
                 # The last message before the end (deliver, then done) or one after it.
                 tp = (topic, partition)
                 if tp in self._done:
@@ -368,6 +393,7 @@ class KafkaConsumer(Consumer):
             self._log(f"topic {topic} was re-created (new topic id): reading it from offset 0 on")
         if self._ends is not None:
             self._ends.update(fetch_ends(self._config, partitions, self._timeout))
+            self._last = None
         for tp in partitions:
             self._done.discard(tp)
             position = TopicPartition(tp[0], tp[1], marks[tp][0])
