@@ -38,7 +38,7 @@ def _bytes_of(value: Any, what: str) -> bytes:
     if isinstance(value, str):
         return value.encode("utf-8")
     if isinstance(value, dict) and isinstance(value.get("base64"), str):
-        return base64.b64decode(value["base64"])
+        return base64.b64decode(value["base64"], validate=True)
     raise ValueError(f'{what} must be a string or {{"base64": ...}}')
 
 
@@ -168,7 +168,7 @@ class JsonLineDecoder:
         ts = obj.get("ts")
         timestamp = self.clock() if ts is None else int(ts)
         if "payload_base64" in obj:
-            payload = base64.b64decode(obj["payload_base64"])
+            payload = base64.b64decode(obj["payload_base64"], validate=True)
         elif isinstance(obj.get("payload"), str):
             payload = obj["payload"].encode("utf-8")
         elif "payload" in obj:
@@ -190,13 +190,16 @@ class JsonLineDecoder:
     @staticmethod
     def _raw_payload(text: str, value: Any) -> bytes:
         """The payload's exact text when it is the last member, else compact JSON."""
-        start = text.rfind(_PAYLOAD_MEMBER)
+        # The first occurrence: members before the payload cannot contain this text (a '"'
+        # inside a JSON string is escaped), while the payload itself may.
         end = text.rstrip().rfind("}")
-        if start >= 0 and end > start:
+        start = text.find(_PAYLOAD_MEMBER)
+        while 0 <= start < end:
             raw = text[start + len(_PAYLOAD_MEMBER) : end]
             try:
                 if json.loads(raw) == value:
                     return raw.encode("utf-8")
             except ValueError:
                 pass
+            start = text.find(_PAYLOAD_MEMBER, start + 1)
         return json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
