@@ -23,6 +23,7 @@ __all__ = [
     "config_error",
     "describe_kafka_error",
     "kafka_logger",
+    "own_settings",
 ]
 
 PRODUCER_DEFAULTS: dict[str, Any] = {
@@ -54,6 +55,21 @@ CONSUMER_DEFAULTS: dict[str, Any] = {
 _PROPERTY = re.compile(r'property:? "?([A-Za-z0-9._-]+)"?')
 
 
+def own_settings(settings: Mapping[str, str]) -> dict[str, str]:
+    """The ``-X`` settings meant for librdkafka.
+
+    A relay hands one ``-X`` list to both ends: ``redis.*`` names belong to the Redis backend,
+    ``kafka.NAME`` is NAME said explicitly, anything else is a librdkafka property.
+    """
+    own: dict[str, str] = {}
+    for name, value in settings.items():
+        if name.startswith("kafka."):
+            own[name[len("kafka.") :]] = value
+        elif not name.startswith("redis."):
+            own[name] = value
+    return own
+
+
 def base_config(uri: StreamUri, settings: Mapping[str, str]) -> dict[str, Any]:
     """Bootstrap servers from the URI (credentials as SASL PLAIN), then ``-X`` settings on top."""
     config: dict[str, Any] = {
@@ -64,7 +80,7 @@ def base_config(uri: StreamUri, settings: Mapping[str, str]) -> dict[str, Any]:
         config["sasl.password"] = uri.password or ""
         config.setdefault("sasl.mechanism", "PLAIN")
         config.setdefault("security.protocol", "SASL_PLAINTEXT")
-    config.update(settings)
+    config.update(own_settings(settings))
     return config
 
 
@@ -76,7 +92,12 @@ def config_error(text: str, settings: Mapping[str, str]) -> UsageError:
         # librdkafka names the canonical property; -X may have used an alias.
         aliases = {"queue.buffering.max.ms": "linger.ms", "linger.ms": "queue.buffering.max.ms"}
         name = aliases.get(name, name)
-    where = f"-X {name}={settings[name]}" if name is not None and name in settings else "-X"
+    given = None
+    if name is not None:
+        given = (
+            name if name in settings else f"kafka.{name}" if f"kafka.{name}" in settings else None
+        )
+    where = f"-X {given}={settings[given]}" if given is not None else "-X"
     return UsageError(f"invalid Kafka setting: {text.strip()}", where)
 
 

@@ -41,3 +41,12 @@ def test_json_field_key() -> None:
     assert json_field_key(b'{"other": 1}', "user") is None
     assert json_field_key(b"[1, 2]", "user") is None
     assert json_field_key(b"not json", "user") is None
+
+
+def test_settings_of_other_backends_are_left_to_them() -> None:
+    uri = parse_stream_uri("kafka://a:9092/t")
+    config = base_config(uri, {"redis.db": "1", "kafka.linger.ms": "7", "acks": "all"})
+    assert "redis.db" not in config and "db" not in config
+    assert config["linger.ms"] == "7" and config["acks"] == "all"
+    error = config_error('No such configuration property: "lingr.ms"', {"kafka.lingr.ms": "1"})
+    assert error.where == "-X kafka.lingr.ms=1"
