@@ -263,3 +263,27 @@ def test_redis_to_kafka_and_back_keeps_timestamps(
     ids = [e for e in entries if "-" in e and e.split("-")[0].isdigit()]
     assert [i.split("-")[0] for i in ids] == [str(1_700_000_000_000 + 5 * i) for i in range(10)]
     assert [e for e in entries if e.startswith("r")] == [f"r{i}" for i in range(10)]
+
+
+def test_sigterm_flushes_what_a_relay_into_kafka_accepted(
+    kafka_broker: KafkaBroker, kcat: Kcat
+) -> None:
+    topic = kafka_broker.topic()
+    kafka_broker.create_topic(topic, partitions=1)
+    proc = subprocess.Popen(
+        [*STREAMKIT, "relay", "--input", "stdio:///x", "--output", kafka_broker.uri(topic)],
+        stdin=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )  # fmt: skip
+    assert proc.stdin is not None
+    try:
+        proc.stdin.write(b"".join(b"line %d\n" % i for i in range(500)))
+        proc.stdin.flush()
+        time.sleep(1.0)  # read and handed to librdkafka; stdin stays open (no EOF)
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=20)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 143, err
+    assert kcat_read(kcat, kafka_broker, topic) == [f"line {i}" for i in range(500)]
