@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from tests.servers.kafka_broker import KafkaBroker, Kcat
+from tests.servers.kafka_broker import KafkaBroker, Kcat, free_port
 
 STREAMKIT = [sys.executable, "-c", "from streamkit.cli.main import main; main()"]
 
@@ -158,8 +158,9 @@ def test_resumable_relay_continues_where_the_last_run_stopped(
 
 
 def test_errors_are_one_line_with_their_exit_code(kafka_broker: KafkaBroker) -> None:
+    nowhere = f"127.0.0.1:{free_port()}"
     unreachable = relay(
-        "--input", "stdio:///x", "--output", "kafka://127.0.0.1:9/t", "--connect-timeout", "1",
+        "--input", "stdio:///x", "--output", f"kafka://{nowhere}/t", "--connect-timeout", "1",
         input=b"x\n",
     )  # fmt: skip
     bad_setting = relay(
@@ -170,7 +171,7 @@ def test_errors_are_one_line_with_their_exit_code(kafka_broker: KafkaBroker) -> 
         "--input", kafka_broker.uri(kafka_broker.topic("missing")), "--output", "stdio:///x"
     )
     for done, code, words in (
-        (unreachable, 1, "no Kafka broker answered at 127.0.0.1:9"),
+        (unreachable, 1, f"no Kafka broker answered at {nowhere} within 1s"),
         (bad_setting, 2, "bogus.setting"),
         (missing, 1, "does not exist"),
     ):
