@@ -184,7 +184,8 @@ def main() -> None:
     t_decode = timed(decode_cmd(ss, cli_decode))
     t_read = timed(relay_cmd(f"file://{ss}/bench", "stdio:///bench", cli_relay))
 
-    print(f"\n## .ss file paths — {n:,} messages, payload ~{args.size} B, {os.cpu_count()} cores\n")
+    cores = os.cpu_count()
+    print(f"\n### .ss file paths — {n:,} messages, payload ~{args.size} B, {cores} cores\n")
     print("| path | msgs/s | MB/s | time | vs cat |")
     print("|---|---:|---:|---:|---|")
     print(row("cat lines > file", n, lines.stat().st_size, t_cat_in, None))
@@ -198,14 +199,14 @@ def main() -> None:
     target = start + frames * 2 // 3
     seek_t, seek_b, scan_t, scan_b, count = asyncio.run(seek_and_scan(big, target))
     assert count == frames
-    print(f"\n## seek on a {big.stat().st_size / 1e6:,.0f} MB file ({frames:,} frames)\n")
+    print(f"\n### seek on a {big.stat().st_size / 1e6:,.0f} MB file ({frames:,} frames)\n")
     print("| operation | time | bytes read |")
     print("|---|---:|---:|")
     print(f"| --since seek to the first message | {seek_t * 1000:.1f} ms | {seek_b:,} |")
     print(f"| full scan (every message) | {scan_t * 1000:.0f} ms | {scan_b:,} |")
 
     fast, slow = crc_rates(args.size)
-    print(f"\n## CRC-16/CDMA2000 of a {args.size}-byte payload\n")
+    print(f"\n### CRC-16/CDMA2000 of a {args.size}-byte payload\n")
     print("| implementation | payloads/s | ratio |")
     print("|---|---:|---:|")
     print(f"| anycrc (C, chosen) | {fast:,.0f} | {fast / slow:.0f}x |")
