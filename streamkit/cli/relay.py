@@ -8,10 +8,12 @@ message is acknowledged only after it was written downstream (at-least-once).
 from __future__ import annotations
 
 import sys
+from dataclasses import replace
 from typing import Any
 
 import click
 
+from streamkit.backends.base import ConnectOptions
 from streamkit.cli.options import (
     URI,
     connect_options,
@@ -85,6 +87,16 @@ def relay(**values: Any) -> int:
     return run_async(lambda shutdown: _relay(values, input_uri, output_uri, output_key, shutdown))
 
 
+_TAKES_SETTINGS = ("redis", "rediss", "kafka", "memory")
+
+
+def _for_side(options: ConnectOptions, uri: StreamUri) -> ConnectOptions:
+    """-X settings go to the client backends (as in kcat); stdio and files take none."""
+    if uri.scheme in _TAKES_SETTINGS or not options.settings:
+        return options
+    return replace(options, settings={})
+
+
 async def _relay(
     values: dict[str, Any],
     input_uri: StreamUri,
@@ -95,12 +107,17 @@ async def _relay(
     consumer_options = consumer_options_from(values)
     producer_options = producer_options_from(values)
     connect = connect_options_from(values)
+    input_connect = _for_side(connect, input_uri)
+    output_connect = _for_side(connect, output_uri)
+    if connect.settings and not (input_connect.settings or output_connect.settings):
+        raise UsageError("-X settings are for Redis, Kafka and memory streams; neither "
+                         "--input nor --output is one", "-X")
     remaining: int | None = values["count"]
     batch_size: int = values["batch_size"]
     relayed = 0
-    source = await open_streamer(input_uri, connect)
+    source = await open_streamer(input_uri, input_connect)
     try:
-        sink = await open_streamer(output_uri, connect)
+        sink = await open_streamer(output_uri, output_connect)
         try:
             consumer = await source.consumer(input_uri.keys, consumer_options)
             try:

@@ -215,6 +215,7 @@ class LineDecoder:
         canonical = not self.no_meta
         keys = self._keys
         counters = self._counters.next
+        broadcast_key = (BROADCAST, 0)
         seconds = _seconds_cache
         now = -1
         number = self.line_number
@@ -224,7 +225,17 @@ class LineDecoder:
                 line = line[:-1]
             if not line:
                 continue
-            if canonical and line[:1] == b"[":
+            if line[:1] != b"[" or not canonical:
+                # A plain line (or --no-meta): the whole line is a broadcast payload.
+                if not check_utf8 or _is_utf8(line):
+                    seq = counters.get(broadcast_key, 0)
+                    counters[broadcast_key] = seq + 1
+                    if now < 0:
+                        now = self.clock()
+                    append(Message(BROADCAST, 0, seq, now, line))
+                    flags.append(True)
+                    continue
+            elif canonical:
                 # "[YYYY-MM-DDTHH:MM:SS[.fff] | key | seq[ | shard]] payload" (streamkit's and
                 # SeaStreamer's output) in a handful of C calls; anything unusual falls through
                 # to the general parser.
