@@ -24,6 +24,7 @@ from typing import Any, BinaryIO
 import click
 
 from streamkit.backends.file_reader import SeekTarget, SsFileReader
+from streamkit.cli.runner import silence_stdout
 from streamkit.errors import FileFormatError, UsageError
 from streamkit.formats.ss import Beacon, FileHeader, Item, SsDecoder, is_eos
 from streamkit.message import INTERNAL_KEY, Message, validate_stream_key
@@ -346,6 +347,17 @@ def decode_file(
         reader.close()
 
 
+def _decode_file_to_stdout(path: str, **options: Any) -> None:
+    """``decode_file`` to stdout; a reader that goes away (``| head``) ends it quietly.
+
+    Caught here because click turns an escaping EPIPE into exit code 1.
+    """
+    try:
+        decode_file(path, sys.stdout.buffer, **options)
+    except BrokenPipeError:
+        silence_stdout()
+
+
 @click.command()
 @click.argument("file", type=click.Path(dir_okay=False, allow_dash=True))
 @click.option(
@@ -398,9 +410,8 @@ def decode(
     gc_was_enabled = gc.isenabled()
     gc.disable()
     try:
-        decode_file(
+        _decode_file_to_stdout(
             file,
-            sys.stdout.buffer,
             fmt=fmt,
             header_only=header_only,
             streams=keys,

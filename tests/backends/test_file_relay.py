@@ -124,3 +124,22 @@ def test_damage_exits_3_after_printing_what_came_before(tmp_path: Path) -> None:
         assert len(done.stderr.strip().splitlines()) == 1
     assert cli("verify", str(path), "--repair").returncode == 0
     assert cli("verify", str(path)).returncode == 0
+
+
+def test_decode_into_a_closed_pipe_exits_0_quietly(tmp_path: Path) -> None:
+    path = tmp_path / "big.ss"
+    done = cli(
+        "relay", "--input", "stdio:///tick", "--output", f"file://{path}/tick", stdin=lines(60_000)
+    )
+    assert done.returncode == 0, done.stderr
+    reader = subprocess.Popen(
+        [sys.executable, "-m", "streamkit.cli.main", "decode", str(path)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=ENV,
+    )
+    assert reader.stdout is not None and reader.stderr is not None
+    assert reader.stdout.readline().startswith(b"# {")
+    reader.stdout.close()  # like `| head -1`
+    assert reader.wait(timeout=30) == 0
+    assert reader.stderr.read() == b""
