@@ -51,7 +51,17 @@ def run_async(main: Callable[[Shutdown], Awaitable[int | None]]) -> int:
             loop.add_signal_handler(number, shutdown.trigger, number)
         try:
             code = await main(shutdown)
+            # A signal that arrived as the input ended is still queued on the loop: let it land
+            # so the exit code reports it.
+            for _ in range(3):
+                await asyncio.sleep(0)
         finally:
+            # A signal that arrived while the command finished without passing through the
+            # event loop (stdin hit EOF at the same moment, as when Ctrl-C also stops the
+            # writer of the pipe) is still waiting in the loop's self-pipe: two turns of the
+            # loop read it and run its handler, so the exit code still says 130/143.
+            for _ in range(2):
+                await asyncio.sleep(0)
             for number in (signal.SIGINT, signal.SIGTERM):
                 loop.remove_signal_handler(number)
         return shutdown.exit_code or code or 0
