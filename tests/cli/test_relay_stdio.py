@@ -364,11 +364,36 @@ def test_signal_drains_everything_already_written_and_exits_128_plus_n(
     seen += read_lines(relay.stdout, 3)
     assert [fields(x.decode())[4] for x in seen] == ["one", "two", "three", "four", "five"]
     relay.send_signal(number)  # stdin stays open: the relay must not wait for EOF
-    rest, err = relay.communicate(timeout=TIMEOUT)
+    assert relay.wait(TIMEOUT) == code
+    assert relay.stdout.read() == b""
+    no_traceback(relay.stderr.read())
     relay.stdin.close()
-    assert relay.returncode == code
-    assert rest == b""
-    no_traceback(err)
+
+
+@pytest.mark.parametrize(("number", "code"), [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
+def test_signal_arriving_with_end_of_input_still_sets_the_exit_code(number: int, code: int) -> None:
+    """Ctrl-C in a shell stops the writer of the pipe too: the relay sees EOF and the signal
+    at about the same moment, and must still exit 128+N with everything written."""
+    for _ in range(3):
+        relay = subprocess.Popen(
+            [*STREAMKIT, "relay", "--output", "stdio:///out"],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            env=ENV,
+        )
+        assert relay.stdin is not None and relay.stdout is not None
+        relay.stdin.write(b"one\ntwo\n")
+        relay.stdin.flush()
+        read_lines(relay.stdout, 2)
+        relay.stdin.write(b"three\nfour\nfive\n")
+        relay.stdin.flush()
+        read_lines(relay.stdout, 3)
+        relay.send_signal(number)
+        rest, err = relay.communicate(timeout=TIMEOUT)  # closes stdin at once
+        assert relay.returncode == code
+        assert rest == b""
+        no_traceback(err)
 
 
 def test_json_output_and_input_round_trip() -> None:
