@@ -420,6 +420,21 @@ def test_json_output_and_input_round_trip() -> None:
     assert again.stdout == as_json.stdout
 
 
+def test_binary_payloads_keys_and_headers_survive_json_relays() -> None:
+    source = (
+        b'{"topic":"k","partition":1,"offset":7,"ts":5,"key":{"base64":"/w=="},'
+        b'"headers":["h",{"base64":"gA=="}],"payload_base64":"AP8="}\n'
+        b'{"topic":"k","partition":0,"offset":8,"ts":6,"payload":{"a": 1,"payload":2}}\n'
+    )
+    once = run("relay", "--input-format", "json", "--output-format", "json", stdin=source)
+    assert once.returncode == 0, once.stderr
+    assert once.stdout == source
+    # The line format cannot carry the binary payload: a clear data error, not a crash.
+    as_lines = run("relay", "--input-format", "json", stdin=source)
+    assert as_lines.returncode == 3 and b"not UTF-8" in as_lines.stderr
+    no_traceback(as_lines.stderr)
+
+
 def test_invalid_json_input_exits_3_naming_the_line() -> None:
     data = b'{"topic": "k", "payload": 1}\n{"topic": "k", "payload": \n'
     done = run("relay", "--input-format", "json", stdin=data)
