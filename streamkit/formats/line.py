@@ -139,12 +139,11 @@ def parse_line(
 class LineDecoder:
     """Incremental decoder: ``feed(chunk)`` → messages of the complete lines in it.
 
-    ``broadcast`` flags are kept in ``self.broadcast_flags`` only when ``track_broadcast`` is set
-    (the stdio router needs them; relay does not). ``on_invalid``: ``fail`` raises
-    LineFormatError (after the messages of earlier lines were returned by earlier calls, and
-    with the messages parsed before the bad line in ``error.messages``), ``skip`` counts the line
-    in ``skipped`` and reports it through ``warn``, ``raw`` keeps the whole line as a broadcast
-    payload.
+    After each call ``self.broadcast`` holds one flag per returned message (True: the line named
+    no key), which the stdio router needs. ``on_invalid``: ``fail`` returns the messages before
+    the bad line, sets ``self.error`` and raises it on every later call; ``skip`` counts the
+    line in ``skipped`` and reports it through ``warn``; ``raw`` keeps the whole line as a
+    broadcast payload.
     """
 
     def __init__(
