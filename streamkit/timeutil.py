@@ -91,4 +91,9 @@ def parse_time(text: str, *, now_ms: int | None = None, what: str = "time") -> i
 def format_ms(ms: int) -> str:
     """``2026-11-23T07:00:00.123``: UTC, always three fractional digits."""
     seconds, millis = divmod(ms, 1000)
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds)) + f".{millis:03d}"
+    # Not strftime's %Y: it writes years before 1000 with fewer than four digits.
+    t = time.gmtime(seconds)
+    return (
+        f"{t.tm_year:04d}-{t.tm_mon:02d}-{t.tm_mday:02d}T"
+        f"{t.tm_hour:02d}:{t.tm_min:02d}:{t.tm_sec:02d}.{millis:03d}"
+    )
