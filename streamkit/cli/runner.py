@@ -22,6 +22,8 @@ class Shutdown:
 
     def __init__(self) -> None:
         self.signal: int | None = None
+        self.requested = False
+        """A signal arrived and its ``trigger`` is queued on the event loop."""
         self._callbacks: list[Callable[[], None]] = []
 
     def on_stop(self, callback: Callable[[], None]) -> None:
@@ -47,23 +49,28 @@ def run_async(main: Callable[[Shutdown], Awaitable[int | None]]) -> int:
     async def runner() -> int:
         shutdown = Shutdown()
         loop = asyncio.get_running_loop()
-        for number in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(number, shutdown.trigger, number)
+
+        def on_signal(number: int, frame: object) -> None:
+            # A Python-level handler, not loop.add_signal_handler: it also runs while the loop
+            # is stuck in a blocking write to a full stdout (os.write retries after EINTR and
+            # runs handlers first), so a second signal still exits at once there.
+            if shutdown.signal is not None or shutdown.requested:
+                os._exit(128 + number)
+            shutdown.requested = True
+            loop.call_soon_threadsafe(shutdown.trigger, number)
+
+        previous = {n: signal.signal(n, on_signal) for n in (signal.SIGINT, signal.SIGTERM)}
         try:
             code = await main(shutdown)
-            # A signal that arrived as the input ended is still queued on the loop: let it land
-            # so the exit code reports it.
-            for _ in range(3):
-                await asyncio.sleep(0)
         finally:
             # A signal that arrived while the command finished without passing through the
             # event loop (stdin hit EOF at the same moment, as when Ctrl-C also stops the
-            # writer of the pipe) is still waiting in the loop's self-pipe: two turns of the
-            # loop read it and run its handler, so the exit code still says 130/143.
-            for _ in range(2):
+            # writer of the pipe) is still queued on the loop: let it land so the exit code
+            # still says 130/143.
+            for _ in range(3):
                 await asyncio.sleep(0)
-            for number in (signal.SIGINT, signal.SIGTERM):
-                loop.remove_signal_handler(number)
+            for number, handler in previous.items():
+                signal.signal(number, handler)
         return shutdown.exit_code or code or 0
 
     try:

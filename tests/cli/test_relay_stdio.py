@@ -396,6 +396,44 @@ def test_signal_arriving_with_end_of_input_still_sets_the_exit_code(number: int,
         no_traceback(err)
 
 
+def test_a_second_signal_exits_even_while_blocked_on_a_full_stdout() -> None:
+    """Nobody reads the relay's stdout: it blocks in a write, where the event loop cannot run.
+    The first SIGTERM asks for a drain that cannot happen; the second must end the process."""
+    clock = subprocess.Popen(
+        [*STREAMKIT, "clock", "--interval", "0"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        env=ENV,
+    )
+    assert clock.stdout is not None
+    read_fd, write_fd = os.pipe()
+    relay = subprocess.Popen(
+        [*STREAMKIT, "relay"], stdin=clock.stdout, stdout=write_fd, stderr=subprocess.PIPE, env=ENV
+    )
+    os.close(write_fd)
+    clock.stdout.close()
+    try:
+        assert os.read(read_fd, 100)  # the relay is running; the pipe then fills up
+        # Signals sent back to back merge into one; repeat until the process is gone.
+        code = None
+        for _ in range(TIMEOUT * 10):
+            relay.send_signal(signal.SIGTERM)
+            try:
+                code = relay.wait(0.1)
+                break
+            except subprocess.TimeoutExpired:
+                continue
+        assert code == 143
+        assert relay.stderr is not None
+        no_traceback(relay.stderr.read())
+    finally:
+        os.close(read_fd)
+        clock.kill()
+        clock.wait(TIMEOUT)
+        relay.kill()
+        relay.wait(TIMEOUT)
+
+
 def test_json_output_and_input_round_trip() -> None:
     source = run("clock", "--interval", "0", "--count", "20").stdout + (
         b"[2022-01-01T00:00:00.007 | k | 3 | 2]   payload  with  spaces  \n"
