@@ -13,7 +13,7 @@ from streamkit.errors import FileFormatError
 from streamkit.formats.ss import SsEncoder
 from streamkit.message import INTERNAL_KEY
 
-SAMPLE = "/work/shared/fixtures/sample-1.ss"
+SAMPLE = str(Path(__file__).resolve().parents[1] / "fixtures" / "sample-1.ss")
 
 
 def run(*args: str) -> Result:

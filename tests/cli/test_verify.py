@@ -12,7 +12,7 @@ from streamkit.connect import connect
 from streamkit.errors import FileFormatError
 from streamkit.formats.ss import HEADER_SIZE, SsEncoder
 
-SAMPLE = "/work/shared/fixtures/sample-1.ss"
+SAMPLE = str(Path(__file__).resolve().parents[1] / "fixtures" / "sample-1.ss")
 
 
 def run(*args: str) -> Result:

@@ -29,9 +29,8 @@ from streamkit.formats.ss import (
 from streamkit.message import INTERNAL_KEY, Message
 from streamkit.timeutil import format_ms
 
-SAMPLE = Path(__file__).resolve().parents[2].parent / "shared" / "fixtures" / "sample-1.ss"
-if not SAMPLE.exists():  # a checkout elsewhere: the fixture sits next to the repository
-    SAMPLE = Path("/work/shared/fixtures/sample-1.ss")
+# A copy of shared/fixtures/sample-1.ss, a file written by SeaStreamer itself.
+SAMPLE = Path(__file__).resolve().parents[1] / "fixtures" / "sample-1.ss"
 
 Frame = tuple[str, int, int, int, bytes]
 
