@@ -358,7 +358,17 @@ def _decode_file_to_stdout(path: str, **options: Any) -> None:
         silence_stdout()
 
 
-@click.command()
+_EXAMPLES = """
+\b
+Examples:
+  streamkit decode ticks.ss
+  streamkit decode ticks.ss --format ndjson | jq .payload.tick
+  streamkit decode ticks.ss --stream tick --since 2026-11-23T07:00:02 --until -1m
+  streamkit decode ticks.ss --header-only --binary hex
+"""
+
+
+@click.command(epilog=_EXAMPLES)
 @click.argument("file", type=click.Path(dir_okay=False, allow_dash=True))
 @click.option(
     "--format",

@@ -142,7 +142,19 @@ async def run_processor(values: dict[str, Any], pipeline: Pipeline | None = None
     return snapshot
 
 
-@click.command("processor")
+_EXAMPLES = """
+\b
+Examples:
+  streamkit clock --interval 0 --count 1000 | streamkit processor --func mypkg.enrich:handle
+  streamkit processor --input kafka://127.0.0.1:9092/events --output stdio:///enriched \\
+      --func mypkg.enrich:handle --workers 16 --ordered --partition-by user_id
+  streamkit processor --exec 'jq -c .tick' --workers 4 --on-error skip
+  streamkit processor --input redis://127.0.0.1:6379/rows --func db:insert_many \\
+      --batch-size 500 --batch-timeout 1s --mode resumable --group loader
+"""
+
+
+@click.command("processor", epilog=_EXAMPLES)
 @click.option(
     "--input",
     "input_uri",

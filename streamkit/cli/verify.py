@@ -203,7 +203,15 @@ def repair_file(report: Report) -> str:
     return backup
 
 
-@click.command()
+_EXAMPLES = """
+\b
+Examples:
+  streamkit verify ticks.ss
+  streamkit verify ticks.ss --repair   # cut a damaged tail (a backup is written first)
+"""
+
+
+@click.command(epilog=_EXAMPLES)
 @click.argument("file", type=click.Path(dir_okay=False))
 @click.option(
     "--repair",
