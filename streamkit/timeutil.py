@@ -11,7 +11,7 @@ import time
 
 from streamkit.errors import UsageError
 
-__all__ = ["format_ms", "parse_duration", "parse_iso", "parse_time"]
+__all__ = ["format_ms", "parse_duration", "parse_iso", "parse_time", "utc_seconds"]
 
 _DURATION = re.compile(r"(\d+(?:\.\d+)?)(ns|us|µs|ms|s|m|h|d)?")
 _UNIT_SECONDS = {
@@ -41,21 +41,28 @@ def parse_duration(text: str, *, what: str = "duration") -> float:
     return float(match.group(1)) * _UNIT_SECONDS[match.group(2)]
 
 
-def parse_iso(text: str) -> int | None:
-    """``YYYY-MM-DDTHH:MM:SS[.fff][Z|±HH:MM]`` → ms (UTC when no zone), or None if not ISO."""
-    match = _ISO.fullmatch(text.strip())
-    if not match:
-        return None
-    year, month, day, hour, minute, second = (int(g) for g in match.groups()[:6])
+def utc_seconds(year: int, month: int, day: int, hour: int, minute: int, second: int) -> int | None:
+    """Epoch seconds of a UTC calendar time, or None when it is not a real one."""
     if not (
-        1 <= month <= 12
+        year >= 1  # year 0000 does not exist in the calendar calendar.timegm uses
+        and 1 <= month <= 12
         and 1 <= day <= calendar.monthrange(year, month)[1]
         and hour < 24
         and minute < 60
         and second < 60
     ):
         return None
-    seconds = calendar.timegm((year, month, day, hour, minute, second, 0, 0, 0))
+    return calendar.timegm((year, month, day, hour, minute, second, 0, 0, 0))
+
+
+def parse_iso(text: str) -> int | None:
+    """``YYYY-MM-DDTHH:MM:SS[.fff][Z|±HH:MM]`` → ms (UTC when no zone), or None if not ISO."""
+    match = _ISO.fullmatch(text.strip())
+    if not match:
+        return None
+    seconds = utc_seconds(*(int(g) for g in match.groups()[:6]))
+    if seconds is None:
+        return None
     fraction = match.group(7) or ""
     millis = int((fraction + "000")[:3])
     zone = match.group(8)

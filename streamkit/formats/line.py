@@ -17,12 +17,12 @@ explicit seq (``[a | 5]`` then ``[a]`` gives 5 then 6 — SeaStreamer repeats 5)
 
 from __future__ import annotations
 
-import calendar
 import re
 from collections.abc import Callable, Sequence
 
 from streamkit.errors import DataError, LineFormatError
 from streamkit.message import BROADCAST, MAX_U64, Message, now_ms
+from streamkit.timeutil import utc_seconds
 
 __all__ = ["LineDecoder", "encode_lines", "parse_line"]
 
@@ -43,17 +43,9 @@ def _epoch_seconds(text: bytes) -> int | None:
     match = _TIMESTAMP.fullmatch(text.decode("ascii"))
     if not match:
         return None
-    year, month, day, hour, minute, second = (int(g) for g in match.groups()[:6])
-    if not (
-        year >= 1  # year 0000 does not exist in the calendar calendar.timegm uses
-        and 1 <= month <= 12
-        and 1 <= day <= calendar.monthrange(year, month)[1]
-        and hour < 24
-        and minute < 60
-        and second < 60
-    ):
+    value = utc_seconds(*(int(g) for g in match.groups()[:6]))
+    if value is None:
         return None
-    value = calendar.timegm((year, month, day, hour, minute, second, 0, 0, 0))
     if len(_seconds_cache) > 65536:
         _seconds_cache.clear()
     _seconds_cache[text] = value
