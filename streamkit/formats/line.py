@@ -29,12 +29,13 @@ from streamkit.timeutil import utc_seconds
 
 __all__ = ["LineDecoder", "encode_lines", "parse_line"]
 
-# ASCII digits only: str patterns would otherwise take any Unicode digit (int() accepts them).
+# One canonical line, as the stdio producer writes it (the whole line is the first group).
 _CANONICAL = re.compile(
-    rb"^(\[(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)\.(\d{3}) \| ([A-Za-z0-9._-]{1,249}) \| (0|[1-9]\d{0,19}) \| "
-    rb"(0|[1-9]\d{0,19})\] ([\x21-\x7f][^\n]*))$",
+    rb"^(\[(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)\.(\d{3}) \| ([A-Za-z0-9._-]{1,249}) \| "
+    rb"(0|[1-9]\d{0,19}) \| (0|[1-9]\d{0,19})\] ([\x21-\x7f][^\n]*))$",
     re.MULTILINE,
 )
+# ASCII digits only: str patterns would otherwise take any Unicode digit (int() accepts them).
 _TIMESTAMP = re.compile(r"(\d{4})-(\d\d)-(\d\d)T(\d\d):(\d\d):(\d\d)(?:\.(\d{1,9}))?", re.ASCII)
 _KEY = re.compile(r"[A-Za-z0-9._-]{1,249}")
 _NUMBER = re.compile(r"\+?\d+", re.ASCII)
@@ -208,7 +209,10 @@ class LineDecoder:
             except UnicodeDecodeError:
                 check_utf8 = True
         self.broadcast = []
-        if not check_utf8 and not self.no_meta and self._decode_canonical(chunk, out):
+        if not check_utf8 and (
+            self._decode_plain(chunk, out)
+            or (not self.no_meta and self._decode_canonical(chunk, out))
+        ):
             return
         lines = chunk.split(b"\n")
         append = out.append
@@ -292,6 +296,40 @@ class LineDecoder:
                 append(parsed[0])
                 flags.append(parsed[1])
         self.line_number = number
+
+    def _decode_plain(self, chunk: bytes, out: list[Message]) -> bool:
+        """A whole chunk of plain lines (no prefix, or ``--no-meta``) without a Python loop.
+
+        Returns False unless no line starts with ``[`` (or ``no_meta``), none is empty and none
+        ends in ``\r``; the general loop handles such chunks.
+        """
+        if (
+            not chunk
+            or b"\r" in chunk
+            or b"\n\n" in chunk
+            or chunk[:1] == b"\n"
+            or chunk[-1:] == b"\n"
+            or (not self.no_meta and (chunk[:1] == b"[" or b"\n[" in chunk))
+        ):
+            return False
+        lines = chunk.split(b"\n")
+        count = len(lines)
+        counters = self._counters.next
+        first = counters.get((BROADCAST, 0), 0)
+        counters[(BROADCAST, 0)] = first + count
+        out.extend(
+            map(
+                Message,
+                _repeat(BROADCAST, count),
+                _repeat(0, count),
+                range(first, first + count),
+                _repeat(self.clock(), count),
+                lines,
+            )
+        )
+        self.broadcast.extend(_repeat(True, count))
+        self.line_number += count
+        return True
 
     def _decode_canonical(self, chunk: bytes, out: list[Message]) -> bool:
         """A whole chunk of canonical four-field lines in a few C-level passes.
