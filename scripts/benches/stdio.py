@@ -93,8 +93,10 @@ def main() -> None:
             relay = results["streamkit relay stdio→stdio"]
             for name, _ in programs:
                 rate = results[name]
-                rows.append(f"| {label} | {name} | {rate:,.0f} | {size / 1e6 / (args.lines / rate):,.0f}"
-                            f" | {relay / rate:.2f} |")
+                megabytes = size / 1e6 / (args.lines / rate)
+                rows.append(
+                    f"| {label} | {name} | {rate:,.0f} | {megabytes:,.0f} | {relay / rate:.2f} |"
+                )
         print(f"### stdio relay ({args.lines:,} lines of ~{size // args.lines} bytes)\n")
         print("| input | program | lines/s | MB/s | relay ÷ this |")
         print("|---|---|---:|---:|---:|")

@@ -110,8 +110,11 @@ async def _relay(
     input_connect = _for_side(connect, input_uri)
     output_connect = _for_side(connect, output_uri)
     if connect.settings and not (input_connect.settings or output_connect.settings):
-        raise UsageError("-X settings are for Redis, Kafka and memory streams; neither "
-                         "--input nor --output is one", "-X")
+        raise UsageError(
+            "-X settings are for Redis, Kafka and memory streams; neither "
+            "--input nor --output is one",
+            "-X",
+        )
     remaining: int | None = values["count"]
     batch_size: int = values["batch_size"]
     relayed = 0

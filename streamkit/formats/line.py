@@ -340,7 +340,7 @@ class LineDecoder:
         programs write, so pipelines of them take this path.
         """
         lines = chunk.count(b"\n") + 1
-        if lines < 64 or b"\r" in chunk:
+        if lines < 64 or b"\r" in chunk or _CANONICAL.match(chunk) is None:
             return False
         rows = _CANONICAL.findall(chunk)
         if len(rows) != lines:

@@ -13,8 +13,9 @@ COMMANDS = ["clock", "relay", "processor", "decode", "verify"]
 @pytest.mark.parametrize("command", COMMANDS)
 @pytest.mark.parametrize("flag", ["-h", "--help"])
 def test_help_shows_usage_and_an_example(command: str, flag: str) -> None:
-    done = subprocess.run([sys.executable, "-m", "streamkit.cli.main", command, flag],
-                          capture_output=True, timeout=60)
+    done = subprocess.run(
+        [sys.executable, "-m", "streamkit.cli.main", command, flag], capture_output=True, timeout=60
+    )
     assert done.returncode == 0
     text = done.stdout.decode()
     assert text.startswith(f"Usage: streamkit {command}")
@@ -24,8 +25,9 @@ def test_help_shows_usage_and_an_example(command: str, flag: str) -> None:
 
 
 def test_group_help_lists_every_command() -> None:
-    done = subprocess.run([sys.executable, "-m", "streamkit.cli.main", "--help"],
-                          capture_output=True, timeout=60)
+    done = subprocess.run(
+        [sys.executable, "-m", "streamkit.cli.main", "--help"], capture_output=True, timeout=60
+    )
     assert done.returncode == 0
     listed = done.stdout.decode().split("Commands:", 1)[1]
     for command in COMMANDS:
