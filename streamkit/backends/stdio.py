@@ -330,7 +330,7 @@ class StdioProducer(Producer):
         self.writer.write(data)
 
     def _messages(self, items: Sequence[Payload]) -> Sequence[Message]:
-        if all(type(item) is Message for item in items):
+        if not items or set(map(type, items)) == {Message}:  # C-level check of the whole batch
             return items  # type: ignore[return-value]
         now = self.clock()
         key = self.stream_key or BROADCAST

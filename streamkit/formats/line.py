@@ -18,10 +18,10 @@ explicit seq (``[a | 5]`` then ``[a]`` gives 5 then 6 — SeaStreamer repeats 5)
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from itertools import repeat as _repeat
 from operator import add as _add
-from operator import mul as _mul
+from operator import attrgetter
 
 from streamkit.errors import DataError, LineFormatError
 from streamkit.message import BROADCAST, MAX_U64, Message, now_ms
@@ -41,6 +41,10 @@ _KEY = re.compile(r"[A-Za-z0-9._-]{1,249}")
 _NUMBER = re.compile(r"\+?\d+", re.ASCII)
 
 _seconds_cache: dict[bytes, int] = {}
+# "YYYY-MM-DDTHH:MM:SS" → epoch milliseconds of that second (the bulk path adds the .fff part).
+_base_millis_cache: dict[bytes, int] = {}
+_shard_of = attrgetter("shard_id")
+_line_of = attrgetter("line")
 _prefix_cache: dict[int, bytes] = {}
 
 
@@ -346,27 +350,41 @@ class LineDecoder:
         if len(rows) != lines:
             return False
         texts, second_texts, milli_texts, key_texts, seq_texts, shard_texts, payloads = zip(*rows)
-        seconds = _seconds_cache
-        for text in set(second_texts).difference(seconds):
-            if _epoch_seconds(text) is None:
+        bases = _base_millis_cache
+        for text in set(second_texts).difference(bases):
+            seconds = _epoch_seconds(text)
+            if seconds is None:
                 return False
+            if len(bases) > 65536:
+                bases.clear()
+            bases[text] = seconds * 1000
         keys = self._keys
-        for key_bytes in set(key_texts).difference(keys):
+        distinct_keys = set(key_texts)
+        for key_bytes in distinct_keys.difference(keys):
             keys[key_bytes] = key_bytes.decode("ascii")
         seqs = list(map(int, seq_texts))
-        shards = list(map(int, shard_texts))
-        if max(seqs) > MAX_U64 or max(shards) > MAX_U64:
+        distinct_shards = set(shard_texts)
+        shards: Iterable[int]
+        if len(distinct_shards) == 1:  # the usual case: one shard, no per-line int()
+            shards = _repeat(int(distinct_shards.pop()), lines)
+            top_shard = 0
+        else:
+            shards = list(map(int, shard_texts))
+            top_shard = max(shards)
+        if max(seqs) > MAX_U64 or top_shard > MAX_U64:
             return False
         names = list(map(keys.__getitem__, key_texts))
-        stamps = map(
-            _add,
-            map(_mul, map(seconds.__getitem__, second_texts), _repeat(1000)),
-            map(int, milli_texts),
-        )
+        stamps = map(_add, map(bases.__getitem__, second_texts), map(int, milli_texts))
         messages = list(map(Message, names, shards, seqs, stamps, payloads))
         for message, text in zip(messages, texts):
             message.line = text
-        self._counters.next.update(zip(zip(names, shards), map((1).__add__, seqs)))
+        counters = self._counters.next
+        if len(distinct_keys) == 1 and len(distinct_shards) <= 1:
+            # One stream: only the last line's seq matters for the counter.
+            last = messages[-1]
+            counters[(last.stream_key, last.shard_id)] = last.seq + 1
+        else:
+            counters.update(zip(zip(names, map(_shard_of, messages)), map((1).__add__, seqs)))
         self.broadcast.extend(_repeat(False, lines))
         self.line_number += lines
         out.extend(messages)
@@ -450,6 +468,11 @@ def encode_lines(messages: Sequence[Message], stream_key: str | None = None) -> 
     ``stream_key`` renames every message's stream. Raises DataError for a payload that cannot
     travel in the line format (a newline in it, or not UTF-8), naming the message.
     """
+    if stream_key is None:
+        kept = list(map(_line_of, messages))
+        if None not in kept:  # every message still has the line it was read from: copy them
+            kept.append(b"")
+            return b"\n".join(kept)
     parts: list[bytes] = []
     append = parts.append
     forced = stream_key.encode("ascii") if stream_key is not None else None
