@@ -28,9 +28,14 @@ from streamkit.formats.ss import (
 )
 from streamkit.message import INTERNAL_KEY
 
-__all__ = ["READ_CHUNK", "SeekTarget", "SsFileReader"]
+__all__ = ["DIRECTORY_HINT", "READ_CHUNK", "SeekTarget", "SsFileReader"]
 
 READ_CHUNK = 1 << 20
+
+DIRECTORY_HINT = (
+    "is a directory, not a .ss file (in a file:// URI the part after the last '/' lists stream "
+    "keys: write file:///dir/name.ss/ or file:///dir/name.ss/KEY)"
+)
 _BEACON_PEEK = 4096
 
 _EOS_HEAD = bytes((len(INTERNAL_KEY),)) + INTERNAL_KEY.encode("ascii") + bytes(16)
@@ -85,7 +90,7 @@ class SsFileReader:
         except FileNotFoundError:
             raise UsageError("no such file", path) from None
         except IsADirectoryError:
-            raise UsageError("is a directory, not a .ss file", path) from None
+            raise UsageError(DIRECTORY_HINT, path) from None
         except OSError as exc:
             raise UsageError(f"cannot open: {exc.strerror}", path) from None
         self.follow = follow

@@ -17,6 +17,7 @@ import logging
 import os
 from collections.abc import Sequence
 
+from streamkit.backends.file_reader import DIRECTORY_HINT
 from streamkit.errors import BackendError, FileFormatError, UsageError
 from streamkit.formats.crc16 import CRC16_INIT, crc16_calc, word_table
 from streamkit.formats.ss import (
@@ -132,7 +133,7 @@ class SsFileWriter:
         try:
             self._fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
         except IsADirectoryError:
-            raise UsageError("is a directory, not a .ss file", path) from None
+            raise UsageError(DIRECTORY_HINT, path) from None
         except OSError as exc:
             raise UsageError(f"cannot open for writing: {exc.strerror}", path) from None
         try:

@@ -143,3 +143,14 @@ def test_decode_into_a_closed_pipe_exits_0_quietly(tmp_path: Path) -> None:
     reader.stdout.close()  # like `| head -1`
     assert reader.wait(timeout=30) == 0
     assert reader.stderr.read() == b""
+
+
+def test_a_file_uri_missing_its_key_slash_names_the_fix(tmp_path: Path) -> None:
+    # file://DIR/x.ss means path DIR, key x.ss (the URI grammar): the error says how to write it.
+    done = cli("relay", "--input", "stdio:///", "--output", f"file://{tmp_path}/x.ss", stdin=b"a\n")
+    assert done.returncode == 2
+    message = done.stderr.decode()
+    assert f"{tmp_path}: is a directory" in message
+    assert "file:///dir/name.ss/" in message
+    assert "Traceback" not in message
+    assert not (tmp_path / "x.ss").exists()
