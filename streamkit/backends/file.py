@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Sequence
+from operator import attrgetter
 
 from streamkit.backends.base import (
     ConnectOptions,
@@ -104,6 +105,9 @@ def _refuse_internal(key: str, where: str) -> None:
         raise UsageError(f"{INTERNAL_KEY} is reserved for end-of-stream frames", where)
 
 
+_stream_key_of = attrgetter("stream_key")
+
+
 class FileProducer(Producer):
     def __init__(self, streamer: FileStreamer, writer: SsFileWriter, key: str | None) -> None:
         super().__init__(key)
@@ -119,7 +123,7 @@ class FileProducer(Producer):
             return
         if set(map(type, items)) == _JUST_MESSAGES:  # the relay path; a C-speed check
             if self.stream_key is None:
-                for key in {m.stream_key for m in items}:  # type: ignore[union-attr]
+                for key in set(map(_stream_key_of, items)):
                     if key not in self._checked_keys:
                         _refuse_internal(key, self._writer.path)
                         self._checked_keys.add(key)

@@ -44,6 +44,7 @@ _seconds_cache: dict[bytes, int] = {}
 # "YYYY-MM-DDTHH:MM:SS" → epoch milliseconds of that second (the bulk path adds the .fff part).
 _base_millis_cache: dict[bytes, int] = {}
 _shard_of = attrgetter("shard_id")
+_MILLIS = {b"%03d" % n: n for n in range(1000)}
 _line_of = attrgetter("line")
 _prefix_cache: dict[int, bytes] = {}
 
@@ -309,11 +310,12 @@ class LineDecoder:
         """
         if (
             not chunk
-            or b"\r" in chunk
-            or b"\n\n" in chunk
+            or (not self.no_meta and chunk[:1] == b"[")  # cheapest test first: canonical input
             or chunk[:1] == b"\n"
             or chunk[-1:] == b"\n"
-            or (not self.no_meta and (chunk[:1] == b"[" or b"\n[" in chunk))
+            or b"\r" in chunk
+            or b"\n\n" in chunk
+            or (not self.no_meta and b"\n[" in chunk)
         ):
             return False
         lines = chunk.split(b"\n")
@@ -374,10 +376,11 @@ class LineDecoder:
         if max(seqs) > MAX_U64 or top_shard > MAX_U64:
             return False
         names = list(map(keys.__getitem__, key_texts))
-        stamps = map(_add, map(bases.__getitem__, second_texts), map(int, milli_texts))
+        stamps = map(
+            _add, map(bases.__getitem__, second_texts), map(_MILLIS.__getitem__, milli_texts)
+        )
         messages = list(map(Message, names, shards, seqs, stamps, payloads))
-        for message, text in zip(messages, texts):
-            message.line = text
+        any(map(setattr, messages, _repeat("line"), texts))  # setattr returns None: runs them all
         counters = self._counters.next
         if len(distinct_keys) == 1 and len(distinct_shards) <= 1:
             # One stream: only the last line's seq matters for the counter.

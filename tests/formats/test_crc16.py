@@ -36,7 +36,7 @@ def test_continuation_is_the_crc_of_the_concatenation() -> None:
 
 
 @given(st.binary(max_size=300), st.binary(max_size=300))
-def test_anycrc_matches_the_python_table_loop(a: bytes, b: bytes) -> None:
+def test_the_compiled_crc_matches_the_python_table_loop(a: bytes, b: bytes) -> None:
     assert crc16(a + b) == crc16_python(a + b)
     assert crc16(b, crc16(a)) == crc16(a + b)
 

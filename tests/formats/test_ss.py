@@ -14,6 +14,7 @@ from streamkit.errors import FileFormatError, UsageError
 from streamkit.formats.crc16 import CRC16_INIT, crc16, running_update
 from streamkit.formats.ss import (
     HEADER_SIZE,
+    MAX_TIMESTAMP,
     NEED_DATA,
     Beacon,
     FileHeader,
@@ -471,3 +472,77 @@ def test_earliest_damage_wins_when_a_later_frame_is_also_broken() -> None:
     got, error = read_until_error(bytes(data))
     assert [m.seq for m in got] == [1, 2, 3]
     assert error.offset == HEADER_SIZE + 3 * frame and "checksum" in error.what
+
+
+def _state(encoder: SsEncoder) -> dict[tuple[str, int], tuple[int, int, int]]:
+    return {k: (s.seq, s.timestamp, s.running) for k, s in encoder.streams.items()}
+
+
+_FRAME = st.tuples(
+    st.sampled_from(["a", "bb"]),
+    st.sampled_from([0, 0, 0, 3]),
+    st.integers(0, 2**64 - 1),
+    st.integers(0, MAX_TIMESTAMP),
+    st.binary(min_size=0, max_size=300),
+)
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    interval=st.sampled_from([128, 200, 256, 1000, 4096, 1 << 20]),
+    batches=st.lists(st.tuples(st.booleans(), st.lists(_FRAME, max_size=80)), max_size=4),
+    forced=st.sampled_from([None, "z"]),
+)
+def test_message_batches_encode_exactly_as_frame_tuples(
+    interval: int, batches: list[tuple[bool, list[Frame]]], forced: str | None
+) -> None:
+    # encode_messages takes a column-wise C path for one-stream batches; encode() is the plain
+    # per-frame loop. Bytes, beacons and per-stream state must come out identical.
+    by_messages, by_frames = SsEncoder(interval), SsEncoder(interval)
+    out_m = by_messages.header("p", 0)
+    out_f = by_frames.header("p", 0)
+    sent: list[Frame] = []
+    for one_stream, batch in batches:
+        if one_stream and batch:  # most relay batches: a single (key, shard)
+            batch = [(batch[0][0], batch[0][1], q, t, p) for _, _, q, t, p in batch]
+        frames = [(forced or k, shard, seq, ts, p) for k, shard, seq, ts, p in batch]
+        out_m += by_messages.encode_messages([Message(*frame) for frame in batch], forced)
+        out_f += by_frames.encode(frames)
+        sent += frames
+        assert _state(by_messages) == _state(by_frames)
+        assert by_messages.position == by_frames.position == len(out_m)
+    assert out_m == out_f
+    assert as_frames(decode_all(out_m)) == sent
+
+
+def test_a_long_one_stream_batch_crossing_many_beacons_matches_the_loop() -> None:
+    batch = [Message("k", 0, n, 1_700_000_000_000 + n, b"x" * (n % 97 + 1)) for n in range(5000)]
+    fast, slow = SsEncoder(128), SsEncoder(128)
+    head = fast.header("f", 0)
+    assert head == slow.header("f", 0)
+    out = fast.encode_messages(batch)
+    assert out == slow.encode([("k", 0, m.seq, m.timestamp, m.payload) for m in batch])
+    assert _state(fast) == _state(slow)
+    assert messages(decode_all(head + out)) == batch
+
+
+def test_a_bad_field_in_a_one_stream_batch_still_writes_the_frames_before_it() -> None:
+    encoder = SsEncoder(1024)
+    head = encoder.header("e", 0)
+    batch = [Message("k", 0, n, 5, b"ok") for n in range(1, 40)] + [Message("k", 0, 40, -1, b"x")]
+    out = encoder.encode_messages(batch)
+    assert encoder.failed is not None
+    assert messages(decode_all(head + out)) == batch[:-1]
+    assert encoder.next_seq("k") == 40
+
+
+@pytest.mark.parametrize("count", [1, 40])
+def test_a_timestamp_no_reader_accepts_is_refused_not_written(count: int) -> None:
+    # After 9999-12-31 the decoder (like SeaStreamer's) calls a frame damaged: never write one.
+    encoder = SsEncoder(1024)
+    head = encoder.header("e", 0)
+    batch = [Message("k", 0, n, 5, b"ok") for n in range(1, count)]
+    out = encoder.encode_messages([*batch, Message("k", 0, count, MAX_TIMESTAMP + 1, b"x")])
+    assert encoder.failed is not None
+    assert "after 9999-12-31" in str(encoder.failed) and f"k:0:{count}" in str(encoder.failed)
+    assert messages(decode_all(head + out)) == batch
