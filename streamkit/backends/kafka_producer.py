@@ -10,7 +10,12 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Callable, Sequence
+import time
+from collections import deque
+from collections.abc import Callable, Iterator, Sequence
+from itertools import repeat as _repeat
+from operator import attrgetter
+from operator import length_hint as _length_hint
 from typing import Any
 
 from confluent_kafka import KafkaError, KafkaException
@@ -23,6 +28,11 @@ from streamkit.message import Message
 __all__ = ["KafkaProducer", "json_field_key"]
 
 _UNKNOWN_TOPIC = (KafkaError.UNKNOWN_TOPIC_OR_PART, KafkaError._UNKNOWN_TOPIC)
+_headers_of = attrgetter("headers")
+_stream_key_of = attrgetter("stream_key")
+_payload_of = attrgetter("payload")
+_key_of = attrgetter("key")
+_timestamp_of = attrgetter("timestamp")
 
 
 def json_field_key(payload: bytes, name: str) -> bytes | None:
@@ -44,6 +54,11 @@ def json_field_key(payload: bytes, name: str) -> bytes | None:
     return json.dumps(value, separators=(",", ":"), sort_keys=True).encode("utf-8")
 
 
+def _drain(calls: Iterator[object]) -> None:
+    """Run an iterator to its end in C, keeping nothing."""
+    deque(calls, maxlen=0)
+
+
 class KafkaProducer(Producer):
     def __init__(
         self,
@@ -63,6 +78,7 @@ class KafkaProducer(Producer):
         self._failed = 0
         self._unknown_topic: str | None = None
         self._closed = False
+        self._next_poll = 0.0
 
     def on_delivery(self, error: Any, message: Any) -> None:
         """librdkafka's delivery report (failures only); runs inside poll()/flush()."""
@@ -125,11 +141,61 @@ class KafkaProducer(Producer):
     async def send_many(self, items: Sequence[Payload]) -> None:
         if self._closed:
             raise UsageError("the producer is closed", self._where)
+        by_field = self._partition_by is not None and self._partition_by != "key"
+        if by_field or len(items) < 16 or not await self._produce_column_wise(items):
+            await self._produce_each(items, 0, by_field)
+        now = time.monotonic()
+        if now >= self._next_poll:
+            # Serve delivery reports (failures only) every 20 ms, not every batch: a poll()
+            # costs ~0.1 ms, a tenth of what producing a batch of 1,000 takes.
+            self._next_poll = now + 0.02
+            self._client.poll(0)
+        self._raise_failures()
+
+    async def _produce_column_wise(self, items: Sequence[Payload]) -> bool:
+        """A batch of Messages for one topic without headers: ``produce()`` runs from ``map``.
+
+        No Python frame per message (the loop's per-item work was a third of a relay's
+        produce cost). Returns False, having produced nothing, when the batch does not qualify;
+        when librdkafka's queue fills or a record is refused midway, the position of the payload
+        iterator says how many went out, and the rest goes through the per-item path.
+        """
+        if set(map(type, items)) != {Message} or any(map(_headers_of, items)):
+            return False
+        topic = self.stream_key
+        if topic is None:
+            topics = set(map(_stream_key_of, items))
+            if len(topics) != 1:
+                return False
+            topic = topics.pop()
+        if topic not in self._known_topics:
+            await self.ensure_topic(topic)
+        count = len(items)
+        payloads = iter(list(map(_payload_of, items)))
+        try:
+            _drain(
+                map(
+                    self._client.produce,
+                    _repeat(topic, count),
+                    payloads,
+                    map(_key_of, items),
+                    _repeat(-1, count),
+                    _repeat(None, count),
+                    _repeat(None, count),
+                    map(_timestamp_of, items),
+                )
+            )
+        except (BufferError, KafkaException):
+            failed_at = count - _length_hint(payloads) - 1  # the record produce() refused
+            await self._produce_each(items, failed_at, False)
+        return True
+
+    async def _produce_each(self, items: Sequence[Payload], start: int, by_field: bool) -> None:
         produce = self._client.produce
         known = self._known_topics
         fixed = self.stream_key
-        by_field = self._partition_by is not None and self._partition_by != "key"
-        for item in items:
+        for index in range(start, len(items)):
+            item = items[index]
             if type(item) is Message and not by_field:
                 topic = fixed or item.stream_key
                 if topic not in known:
@@ -157,8 +223,6 @@ class KafkaProducer(Producer):
                 except KafkaException as exc:
                     raise self._produce_error(topic, exc) from None
             await self._produce_when_room(args)
-        self._client.poll(0)
-        self._raise_failures()
 
     async def _produce_when_room(self, args: tuple[Any, ...]) -> None:
         """librdkafka's queue is full: let it drain without blocking the loop, then retry."""

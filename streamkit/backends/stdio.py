@@ -24,6 +24,9 @@ import select
 import stat
 import sys
 from collections.abc import Callable, Sequence
+from itertools import compress as _compress
+from operator import attrgetter
+from operator import or_ as _or
 
 from streamkit.backends.base import (
     ConnectOptions,
@@ -153,21 +156,26 @@ class _StdinHub:
 
     def route(self, messages: list[Message], broadcast: list[bool]) -> None:
         consumers = [c for c in self.consumers if not c.closed]
-        if len(consumers) == 1 and not consumers[0].keys and consumers[0].group is None:
-            consumers[0]._pending.extend(messages)
-            return
         groups: dict[str, list[StdioConsumer]] = {}
+        all_broadcast = False not in broadcast
         for consumer in consumers:
             if consumer.group is not None:
                 groups.setdefault(consumer.group, []).append(consumer)
+            elif not consumer.keys or all_broadcast:
+                consumer._pending.extend(messages)
+            else:  # keep broadcasts and the consumer's keys, selected in C
+                wanted = map(consumer.keys.__contains__, map(_stream_key_of, messages))
+                consumer._pending.extend(_compress(messages, map(_or, broadcast, wanted)))
+        if not groups:
+            return
         for message, is_broadcast in zip(messages, broadcast):
-            for consumer in consumers:
-                if consumer.group is None and consumer.accepts(message, is_broadcast):
-                    consumer._pending.append(message)
             for members in groups.values():
                 eligible = [m for m in members if m.accepts(message, is_broadcast)]
                 if eligible:
                     eligible[message.seq % len(eligible)]._pending.append(message)
+
+
+_stream_key_of = attrgetter("stream_key")
 
 
 def _resolve(future: asyncio.Future[None]) -> None:

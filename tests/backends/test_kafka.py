@@ -317,3 +317,55 @@ def test_generic_producer_writes_each_message_to_its_own_topic(kafka_broker: Kaf
     got_a, got_b = run(main())
     assert [(m.payload, m.timestamp) for m in got_a] == [(b"x", 1_700_000_000_001)]
     assert [(m.payload, m.timestamp) for m in got_b] == [(b"y", 1_700_000_000_002)]
+
+
+def test_a_large_batch_without_headers_keeps_keys_timestamps_and_order(
+    kafka_broker: KafkaBroker,
+) -> None:
+    # Batches of Messages for one topic take the column-wise produce path.
+    topic = kafka_broker.topic()
+    kafka_broker.create_topic(topic, partitions=2)
+    sent = [
+        Message(topic, 0, 0, 1_700_000_000_000 + i, b"v%d" % i, b"k%d" % (i % 3) if i % 5 else None)
+        for i in range(3000)
+    ]
+
+    async def main() -> list[Message]:
+        async with streamer(kafka_broker.address) as s:
+            await produce(s, topic, sent)
+            return await drain(await s.consumer(topic, offset="start", follow=False))
+
+    got = run(main())
+    assert sorted((m.payload, m.key, m.timestamp) for m in got) == sorted(
+        (m.payload, m.key, m.timestamp) for m in sent
+    )
+    for shard in {m.shard_id for m in got}:  # per partition, in the order sent
+        payloads = [m.payload for m in got if m.shard_id == shard]
+        assert payloads == [p for p in (m.payload for m in sent) if p in set(payloads)]
+
+
+@pytest.mark.parametrize("queue_limit", [None, "7"])
+def test_a_refused_record_mid_batch_fails_after_producing_the_ones_before(
+    kafka_broker: KafkaBroker, queue_limit: str | None
+) -> None:
+    # Record 20 is over message.max.bytes: produce() refuses it synchronously. With a queue of
+    # 7 messages, librdkafka's queue also fills (BufferError) several times before that.
+    topic = kafka_broker.topic()
+    kafka_broker.create_topic(topic)
+    sent = messages(topic, 40)
+    sent[20] = Message(topic, 0, 0, 1_700_000_000_000, b"x" * 3_000_000)
+    settings = {"queue.buffering.max.messages": queue_limit} if queue_limit else {}
+
+    async def main() -> tuple[str, list[Message]]:
+        async with streamer(kafka_broker.address, settings=settings) as s:
+            producer = await s.producer(topic)
+            with pytest.raises(Exception) as failure:
+                await producer.send_many(sent)
+            await producer.close()
+            return str(failure.value), await drain(
+                await s.consumer(topic, offset="start", follow=False)
+            )
+
+    error, got = run(main())
+    assert topic in error and "large" in error.lower()
+    assert [m.payload for m in got] == [m.payload for m in sent[:20]]
