@@ -368,8 +368,8 @@ class LineDecoder:
         distinct_shards = set(shard_texts)
         shards: Iterable[int]
         if len(distinct_shards) == 1:  # the usual case: one shard, no per-line int()
-            shards = _repeat(int(distinct_shards.pop()), lines)
-            top_shard = 0
+            top_shard = int(distinct_shards.pop())
+            shards = _repeat(top_shard, lines)
         else:
             shards = list(map(int, shard_texts))
             top_shard = max(shards)

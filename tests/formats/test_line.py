@@ -463,3 +463,19 @@ def test_prefix_like_garbage_is_either_a_message_or_a_line_format_error(line: by
         assert out == []
         assert isinstance(decoder.error, LineFormatError)
         assert decoder.error.where == "<stdin>:1"
+
+
+@pytest.mark.parametrize("field", ["seq", "shard"])
+def test_a_whole_chunk_with_a_number_past_u64_is_refused_like_a_single_line(field: str) -> None:
+    # 100 canonical lines share one shard (or carry huge seqs): the bulk path must still check
+    # the range, and the per-line rules then name the first line.
+    big = MAX_U64 + 1
+    data = b"".join(
+        b'[2026-11-23T07:00:00.%03d | k | %d | %d] {"n":%d}\n'
+        % (n, big if field == "seq" else n, big if field == "shard" else 0, n)
+        for n in range(100)
+    )
+    decoder = LineDecoder("in")
+    assert decoder.feed(data) == []
+    assert decoder.error is not None
+    assert decoder.error.where == "in:1" and str(big) in str(decoder.error)
