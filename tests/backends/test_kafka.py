@@ -14,6 +14,14 @@ from tests.backends.kafka_helpers import collect, drain, messages, produce, run,
 from tests.servers.kafka_broker import KafkaBroker
 
 
+async def produce_then_read_all(
+    broker: KafkaBroker, topic: str, sent: list[Message]
+) -> list[Message]:
+    async with streamer(broker.address) as s:
+        await produce(s, topic, sent)
+        return await drain(await s.consumer(topic, offset="start", follow=False))
+
+
 def test_roundtrip_keeps_payload_key_headers_and_timestamp(kafka_broker: KafkaBroker) -> None:
     topic = kafka_broker.topic()
     kafka_broker.create_topic(topic, partitions=3)
@@ -24,12 +32,7 @@ def test_roundtrip_keeps_payload_key_headers_and_timestamp(kafka_broker: KafkaBr
         for i in range(40)
     ]
 
-    async def main() -> list[Message]:
-        async with streamer(kafka_broker.address) as s:
-            await produce(s, topic, sent)
-            return await drain(await s.consumer(topic, offset="start", follow=False))
-
-    got = run(main())
+    got = run(produce_then_read_all(kafka_broker, topic, sent))
     assert sorted((m.payload, m.key, m.headers, m.timestamp) for m in got) == sorted(
         (m.payload, m.key, m.headers, m.timestamp) for m in sent
     )
@@ -330,12 +333,7 @@ def test_a_large_batch_without_headers_keeps_keys_timestamps_and_order(
         for i in range(3000)
     ]
 
-    async def main() -> list[Message]:
-        async with streamer(kafka_broker.address) as s:
-            await produce(s, topic, sent)
-            return await drain(await s.consumer(topic, offset="start", follow=False))
-
-    got = run(main())
+    got = run(produce_then_read_all(kafka_broker, topic, sent))
     assert sorted((m.payload, m.key, m.timestamp) for m in got) == sorted(
         (m.payload, m.key, m.timestamp) for m in sent
     )
