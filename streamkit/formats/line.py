@@ -30,9 +30,11 @@ from streamkit.timeutil import utc_seconds
 __all__ = ["LineDecoder", "encode_lines", "parse_line"]
 
 # One canonical line, as the stdio producer writes it (the whole line is the first group).
+# The seconds are only shaped here ([0-9T:-]{19}, cheaper to match): every distinct text goes
+# through the calendar check of _epoch_seconds before a chunk is accepted.
 _CANONICAL = re.compile(
-    rb"^(\[(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)\.(\d{3}) \| ([A-Za-z0-9._-]{1,249}) \| "
-    rb"(0|[1-9]\d{0,19}) \| (0|[1-9]\d{0,19})\] ([\x21-\x7f][^\n]*))$",
+    rb"^(\[([0-9T:-]{19})\.([0-9]{3}) \| ([A-Za-z0-9._-]{1,249}) \| "
+    rb"(0|[1-9][0-9]{0,19}) \| (0|[1-9][0-9]{0,19})\] ([\x21-\x7f].*))$",
     re.MULTILINE,
 )
 # ASCII digits only: str patterns would otherwise take any Unicode digit (int() accepts them).
