@@ -479,3 +479,16 @@ def test_a_whole_chunk_with_a_number_past_u64_is_refused_like_a_single_line(fiel
     assert decoder.feed(data) == []
     assert decoder.error is not None
     assert decoder.error.where == "in:1" and str(big) in str(decoder.error)
+
+
+@pytest.mark.parametrize(
+    "bad", ["2026-02-30T07:00:00", "2026-11-23-07:00:00", "2026:11:23T07-00-00"]
+)
+def test_a_chunk_with_one_impossible_time_names_that_line(bad: str) -> None:
+    # The bulk pattern only shapes the seconds; the calendar check must still catch these.
+    lines = [b"[2026-11-23T07:00:00.%03d | k | %d | 0] x\n" % (n, n) for n in range(100)]
+    lines[49] = b"[%s.000 | k | 49 | 0] x\n" % bad.encode()
+    decoder = LineDecoder("in")
+    got = decoder.feed(b"".join(lines))
+    assert [m.seq for m in got] == list(range(49))
+    assert decoder.error is not None and decoder.error.where == "in:50"
