@@ -46,7 +46,9 @@ from streamkit.uri import StreamUri
 
 __all__ = ["StdioConsumer", "StdioProducer", "StdioStreamer", "open_streamer"]
 
-CHUNK_SIZE = 1 << 20
+CHUNK_SIZE = 1 << 16
+"""Bytes per read. A pipe hands over at most 64 KiB anyway; from a file or a socket, bigger
+reads made decoding ~30% slower per line (a 1 MiB chunk's columns no longer fit the cache)."""
 
 
 def _warn(text: str) -> None:
