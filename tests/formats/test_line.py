@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from streamkit.errors import DataError, LineFormatError
-from streamkit.formats.line import LineDecoder, encode_lines
+from streamkit.formats.line import LineDecoder, _encode_columns, encode_lines
 from streamkit.message import BROADCAST, MAX_U64, Message
 
 NOW = 1_795_417_200_123
@@ -374,6 +374,38 @@ def test_format_then_parse_round_trips(messages: list[Message]) -> None:
     assert decoded == messages
     # Re-encoding what was decoded gives the same bytes (the pass-through path agrees).
     assert encode_lines(decoded) == data
+
+
+PLAIN_MESSAGES = st.builds(
+    Message,
+    st.sampled_from(["tick", "a.b", "Z-9_"]) | KEYS,
+    st.sampled_from([0, 0, 7]) | U64,
+    U64,
+    TIMESTAMPS,
+    st.tuples(
+        st.characters(min_codepoint=33, max_codepoint=126),
+        st.text(st.characters(exclude_categories=("Cs",), exclude_characters="\n\r")),
+    ).map(lambda parts: (parts[0] + parts[1]).encode("utf-8")),
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.one_of(
+        st.lists(PLAIN_MESSAGES, min_size=16, max_size=90),
+        st.lists(st.one_of(PLAIN_MESSAGES, MESSAGES), min_size=16, max_size=40),
+    ),
+    st.one_of(st.none(), KEYS),
+)
+def test_a_batch_encodes_exactly_as_its_messages_one_by_one(
+    messages: list[Message], key: str | None
+) -> None:
+    # Batches of 16 or more are formatted column-wise (or handed back to the per-message loop
+    # when a payload needs it); a single message always takes the loop.
+    if all(m.payload[:1] > b" " and m.payload[:1] < b"\x80" for m in messages):
+        assert _encode_columns(messages, key) is not None
+    assert encode_lines(messages, key) == b"".join(encode_lines([m], key) for m in messages)
+    assert decode(encode_lines(messages)) == messages
 
 
 @settings(max_examples=200, deadline=None)
