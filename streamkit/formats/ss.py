@@ -413,57 +413,10 @@ class SsEncoder:
         return b"".join(out)
 
     def _encode_loop(self, messages: Iterable[Message], key: str | None) -> bytes:
-        parts: list[bytes] = []
-        append = parts.append
-        pos = self.position
-        interval = self.interval
-        boundary = (pos // interval + 1) * interval
-        streams = self.streams
-        prefixes = self._prefixes
-        table = word_table()
-        head_pack = _FRAME_HEAD.pack
-        tail_pack = _FRAME_TAIL.pack
-        calc = _calc
-        last: tuple[str, int] | None = None
-        state = StreamState(0, 0)
-        try:
-            for m in messages:
-                k = key or m.stream_key
-                prefix = prefixes.get(k)
-                if prefix is None:
-                    prefix = prefixes[k] = _key_prefix(k)
-                payload = m.payload
-                shard, seq, ts = m.shard_id, m.seq, m.timestamp
-                if ts > MAX_TIMESTAMP:
-                    raise UsageError(_too_late(ts), f"message {k}:{shard}:{seq}")
-                crc = calc(payload, CRC16_INIT) if payload else CRC16_INIT
-                head = prefix + head_pack(shard, seq, ts, len(payload))
-                tail = tail_pack(crc, 13)
-                if last is None or last[0] != k or last[1] != shard:
-                    last = (k, shard)
-                    found = streams.get(last)
-                    if found is None:
-                        found = streams[last] = StreamState(seq, ts)
-                        self._order = None
-                    state = found
-                if seq > state.seq:
-                    state.seq = seq
-                if ts > state.timestamp:
-                    state.timestamp = ts
-                state.running = table[state.running ^ crc]
-                end = pos + len(head) + len(payload) + 3
-                if end < boundary:
-                    append(head)
-                    append(payload)
-                    append(tail)
-                    pos = end
-                else:
-                    pos = self._splice(head + payload + tail, pos, append)
-                    boundary = (pos // interval + 1) * interval
-        except (struct.error, UsageError) as exc:
-            self.failed = ValueError(f"cannot encode a frame: {exc}")
-        self.position = pos
-        return b"".join(parts)
+        """The frame-by-frame path (several streams in a batch, a frame that meets a beacon)."""
+        return self.encode(
+            (key or m.stream_key, m.shard_id, m.seq, m.timestamp, m.payload) for m in messages
+        )
 
     def eos(self, timestamp: int) -> bytes:
         return self.encode(((INTERNAL_KEY, 0, 0, timestamp, EOS_PAYLOAD),))
