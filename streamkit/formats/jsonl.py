@@ -19,6 +19,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from streamkit.errors import LineFormatError, UsageError
+from streamkit.formats.line import LineBuffer
 from streamkit.message import BROADCAST, Message, now_ms, validate_stream_key
 
 __all__ = ["JsonLineDecoder", "encode_json_lines"]
@@ -80,7 +81,7 @@ def encode_json_lines(messages: Sequence[Message], stream_key: str | None = None
     return "".join(lines).encode("utf-8")
 
 
-class JsonLineDecoder:
+class JsonLineDecoder(LineBuffer):
     """Incremental decoder of JSON lines: the same interface as ``LineDecoder``."""
 
     def __init__(
@@ -91,38 +92,13 @@ class JsonLineDecoder:
         clock: Callable[[], int] = now_ms,
         warn: Callable[[str], None] | None = None,
     ) -> None:
-        self.source = source
-        self.on_invalid = on_invalid
-        self.clock = clock
-        self.warn = warn
-        self.line_number = 0
-        self.skipped = 0
-        self.broadcast: list[bool] = []
-        self.error: LineFormatError | None = None
-        self._partial = b""
+        super().__init__(source, on_invalid, clock, warn)
         self._next_seq: dict[tuple[str, int], int] = {}
 
-    def feed(self, data: bytes) -> list[Message]:
-        if self.error is not None:
-            raise self.error
-        data = self._partial + data
-        cut = data.rfind(b"\n")
-        if cut < 0:
-            self._partial = data
-            return []
-        self._partial = data[cut + 1 :]
-        return self._decode(data[:cut].split(b"\n"))
-
-    def finish(self) -> list[Message]:
-        if self.error is not None:
-            raise self.error
-        data, self._partial = self._partial, b""
-        return self._decode([data]) if data.strip() else []
-
-    def _decode(self, lines: list[bytes]) -> list[Message]:
+    def _decode(self, chunk: bytes) -> list[Message]:
         out: list[Message] = []
         self.broadcast = []
-        for line in lines:
+        for line in chunk.split(b"\n"):
             self.line_number += 1
             if not line.strip():
                 continue

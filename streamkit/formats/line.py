@@ -29,7 +29,7 @@ from streamkit.errors import DataError, LineFormatError
 from streamkit.message import BROADCAST, MAX_U64, Message, now_ms
 from streamkit.timeutil import utc_seconds
 
-__all__ = ["LineDecoder", "encode_lines", "parse_line"]
+__all__ = ["LineBuffer", "LineDecoder", "encode_lines", "parse_line"]
 
 # One canonical line, as the stdio producer writes it (the whole line is the first group).
 # The seconds are only shaped here ([0-9T:-]{19}, cheaper to match): every distinct text goes
@@ -153,37 +153,31 @@ def parse_line(
     )
 
 
-class LineDecoder:
-    """Incremental decoder: ``feed(chunk)`` → messages of the complete lines in it.
+class LineBuffer:
+    """What every line-based decoder shares: bytes in any chunking, whole lines out.
 
-    After each call ``self.broadcast`` holds one flag per returned message (True: the line named
-    no key), which the stdio router needs. ``on_invalid``: ``fail`` returns the messages before
-    the bad line, sets ``self.error`` and raises it on every later call; ``skip`` counts the
-    line in ``skipped`` and reports it through ``warn``; ``raw`` keeps the whole line as a
-    broadcast payload.
+    ``feed`` keeps a partial last line for the next call and hands the complete ones, as one
+    bytes object without its final ``\n``, to ``_decode``; ``finish`` decodes what is left.
+    After an invalid line under ``on_invalid="fail"`` (``self.error`` set) every call raises it.
     """
 
     def __init__(
         self,
-        source: str = "<stdin>",
-        *,
-        on_invalid: str = "fail",
-        no_meta: bool = False,
-        clock: Callable[[], int] = now_ms,
-        warn: Callable[[str], None] | None = None,
+        source: str,
+        on_invalid: str,
+        clock: Callable[[], int],
+        warn: Callable[[str], None] | None,
     ) -> None:
         self.source = source
         self.on_invalid = on_invalid
-        self.no_meta = no_meta
         self.clock = clock
         self.warn = warn
         self.line_number = 0
         self.skipped = 0
         self.broadcast: list[bool] = []
+        """One flag per message of the last call: True when its line named no stream."""
         self.error: LineFormatError | None = None
-        self._counters = _Counters()
         self._partial = b""
-        self._keys: dict[bytes, str] = {}
 
     def feed(self, data: bytes) -> list[Message]:
         """Messages of every complete line now buffered (a partial last line is kept).
@@ -208,6 +202,32 @@ class LineDecoder:
             raise self.error
         data, self._partial = self._partial, b""
         return self._decode(data) if data else []
+
+    def _decode(self, chunk: bytes) -> list[Message]:
+        raise NotImplementedError
+
+
+class LineDecoder(LineBuffer):
+    """Incremental decoder of the line format: ``feed(chunk)`` → messages of the complete lines.
+
+    ``on_invalid``: ``fail`` returns the messages before the bad line, sets ``self.error`` and
+    raises it on every later call; ``skip`` counts the line in ``skipped`` and reports it
+    through ``warn``; ``raw`` keeps the whole line as a broadcast payload.
+    """
+
+    def __init__(
+        self,
+        source: str = "<stdin>",
+        *,
+        on_invalid: str = "fail",
+        no_meta: bool = False,
+        clock: Callable[[], int] = now_ms,
+        warn: Callable[[str], None] | None = None,
+    ) -> None:
+        super().__init__(source, on_invalid, clock, warn)
+        self.no_meta = no_meta
+        self._counters = _Counters()
+        self._keys: dict[bytes, str] = {}
 
     def _decode(self, chunk: bytes) -> list[Message]:
         out: list[Message] = []
