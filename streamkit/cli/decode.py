@@ -26,6 +26,7 @@ import click
 from streamkit.backends.file_reader import SeekTarget, SsFileReader
 from streamkit.cli.runner import silence_stdout
 from streamkit.errors import FileFormatError, UsageError
+from streamkit.formats.line import is_utf8
 from streamkit.formats.ss import Beacon, FileHeader, Item, SsDecoder, is_eos
 from streamkit.message import INTERNAL_KEY, Message, validate_stream_key
 from streamkit.timeutil import format_ms, parse_time
@@ -138,7 +139,7 @@ class _Printer:
         else:
             selected = self._select(items, wanted)
         chunk = self._render(selected)
-        if self.fmt == "log" and not chunk.isascii() and not _is_utf8(chunk):
+        if self.fmt == "log" and not chunk.isascii() and not is_utf8(chunk):
             chunk = self._render([self._printable(item) for item in selected])
         self.out.write(chunk)
 
@@ -206,7 +207,7 @@ class _Printer:
 
     def _printable(self, item: Message | Beacon) -> Message | Beacon:
         """The message with a binary payload replaced by its printed form."""
-        if isinstance(item, Beacon) or _is_utf8(item.payload):
+        if isinstance(item, Beacon) or is_utf8(item.payload):
             return item
         text = self._binary_text(item.payload)
         return Message(item.stream_key, item.shard_id, item.seq, item.timestamp, text)
@@ -228,14 +229,6 @@ class _Printer:
             value = _json_payload(m.payload, self.binary)
             payload = value if isinstance(value, _Raw) else json.dumps(value, ensure_ascii=False)
         return f'{{"header":{meta},"payload":{payload}}}\n'.encode()
-
-
-def _is_utf8(data: bytes) -> bool:
-    try:
-        data.decode("utf-8")
-    except UnicodeDecodeError:
-        return False
-    return True
 
 
 class _PipeSource:

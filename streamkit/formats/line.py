@@ -29,7 +29,7 @@ from streamkit.errors import DataError, LineFormatError
 from streamkit.message import BROADCAST, MAX_U64, Message, now_ms
 from streamkit.timeutil import utc_seconds
 
-__all__ = ["LineBuffer", "LineDecoder", "encode_lines", "parse_line"]
+__all__ = ["LineBuffer", "LineDecoder", "encode_lines", "is_utf8", "parse_line"]
 
 # One canonical line, as the stdio producer writes it (the whole line is the first group).
 # The seconds are only shaped here ([0-9T:-]{19}, cheaper to match): every distinct text goes
@@ -268,7 +268,7 @@ class LineDecoder(LineBuffer):
                 continue
             if line[:1] != b"[" or not canonical:
                 # A plain line (or --no-meta): the whole line is a broadcast payload.
-                if not check_utf8 or _is_utf8(line):
+                if not check_utf8 or is_utf8(line):
                     seq = counters.get(broadcast_key, 0)
                     counters[broadcast_key] = seq + 1
                     if now < 0:
@@ -306,7 +306,7 @@ class LineDecoder(LineBuffer):
                         and shard_text.isdigit()
                         and len(seq_text) <= 20
                         and len(shard_text) <= 20
-                        and (not check_utf8 or _is_utf8(line))
+                        and (not check_utf8 or is_utf8(line))
                     ):
                         seq = int(seq_text)
                         shard = int(shard_text)
@@ -467,7 +467,8 @@ class LineDecoder(LineBuffer):
         raise _Invalid(LineFormatError(what, where, line_number=number, part=part))
 
 
-def _is_utf8(data: bytes) -> bool:
+def is_utf8(data: bytes) -> bool:
+    """Whether ``data`` is valid UTF-8 (the text the line format and its printers can carry)."""
     try:
         data.decode("utf-8")
     except UnicodeDecodeError:
@@ -515,9 +516,7 @@ def encode_lines(messages: Sequence[Message], stream_key: str | None = None) -> 
             out.decode("utf-8")
         except UnicodeDecodeError:
             for message in messages:
-                try:
-                    message.payload.decode("utf-8")
-                except UnicodeDecodeError:
+                if not is_utf8(message.payload):
                     raise _untravelable(message, "is not UTF-8 text") from None
     return out
 
