@@ -32,6 +32,13 @@ def run(*args: str, stdin: bytes | None = b"") -> subprocess.CompletedProcess[by
     )
 
 
+def spawn(*args: str, stdin: IO[bytes] | int | None = None) -> subprocess.Popen[bytes]:
+    """A streamkit command running beside the test, its stdout and stderr piped back."""
+    return subprocess.Popen(
+        [*STREAMKIT, *args], stdin=stdin, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=ENV
+    )
+
+
 def lines(out: bytes) -> list[str]:
     return out.decode("utf-8").splitlines()
 
@@ -106,12 +113,7 @@ def test_relay_from_a_regular_file_on_stdin(tmp_path: Path) -> None:
 
 
 def test_count_stops_after_n_even_on_an_endless_input() -> None:
-    clock = subprocess.Popen(
-        [*STREAMKIT, "clock", "--interval", "0"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        env=ENV,
-    )
+    clock = spawn("clock", "--interval", "0")
     assert clock.stdout is not None and clock.stderr is not None
     relay = subprocess.run(
         [*STREAMKIT, "relay", "--count", "7"],
@@ -295,20 +297,9 @@ def test_password_in_a_bad_uri_is_not_printed() -> None:
 
 
 def test_relay_into_head_exits_0_quietly() -> None:
-    clock = subprocess.Popen(
-        [*STREAMKIT, "clock", "--interval", "0"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        env=ENV,
-    )
+    clock = spawn("clock", "--interval", "0")
     assert clock.stdout is not None and clock.stderr is not None
-    relay = subprocess.Popen(
-        [*STREAMKIT, "relay"],
-        stdin=clock.stdout,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        env=ENV,
-    )
+    relay = spawn("relay", stdin=clock.stdout)
     clock.stdout.close()
     assert relay.stdout is not None and relay.stderr is not None
     first = relay.stdout.readline()
@@ -348,13 +339,7 @@ def read_lines(stream: IO[bytes], count: int) -> list[bytes]:
 def test_signal_drains_everything_already_written_and_exits_128_plus_n(
     number: int, code: int
 ) -> None:
-    relay = subprocess.Popen(
-        [*STREAMKIT, "relay", "--output", "stdio:///out"],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        env=ENV,
-    )
+    relay = spawn("relay", "--output", "stdio:///out", stdin=subprocess.PIPE)
     assert relay.stdin is not None and relay.stdout is not None and relay.stderr is not None
     relay.stdin.write(b"one\n[k | 5] two\n")
     relay.stdin.flush()
@@ -375,13 +360,7 @@ def test_signal_arriving_with_end_of_input_still_sets_the_exit_code(number: int,
     """Ctrl-C in a shell stops the writer of the pipe too: the relay sees EOF and the signal
     at about the same moment, and must still exit 128+N with everything written."""
     for _ in range(3):
-        relay = subprocess.Popen(
-            [*STREAMKIT, "relay", "--output", "stdio:///out"],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            env=ENV,
-        )
+        relay = spawn("relay", "--output", "stdio:///out", stdin=subprocess.PIPE)
         assert relay.stdin is not None and relay.stdout is not None
         relay.stdin.write(b"one\ntwo\n")
         relay.stdin.flush()
