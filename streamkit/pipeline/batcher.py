@@ -114,6 +114,8 @@ class Batcher:
                 if not claims or (claims[-1] is not batch and batch not in claims):
                     claims.append(batch)
                     batch.outstanding += 1
+                if group.first is None:
+                    group.first = (batch, position)
                 group.messages.append(message)
                 group.last = (batch, position)
                 if size is not None and len(group.messages) >= size:

@@ -32,8 +32,10 @@ class SourceBatch:
         self.sources = sources
         self.read_at = read_at
         self.outstanding = 1
-        self.parts: list[tuple[int, list[Message]]] = []
-        """Ordered mode: outputs of contiguous runs, as (start, outputs)."""
+        self.parts: list[tuple[int, list[Entry], bool]] = []
+        """Ordered mode: entries of contiguous runs, as (start, entries, simple).
+
+        Entries, not flattened outputs, so a failure can cut the batch at an input position."""
         self.slots: list[list[Message]] | None = None
         """Ordered mode: outputs per input position, once a scattered part arrived."""
         self.outputs: list[Message] = []
@@ -42,8 +44,8 @@ class SourceBatch:
     def __len__(self) -> int:
         return len(self.sources)
 
-    def add_run(self, start: int, outputs: list[Message]) -> None:
-        self.parts.append((start, outputs))
+    def add_run(self, start: int, entries: list[Entry], simple: bool) -> None:
+        self.parts.append((start, entries, simple))
 
     def add_scattered(self, index: list[int], entries: list[Entry]) -> None:
         slots = self.slots
@@ -57,24 +59,38 @@ class SourceBatch:
             else:
                 slots[position].extend(entry)
 
-    def assemble(self) -> list[Message]:
-        """All outputs in input order (ordered mode, once ``outstanding`` is 0)."""
+    def assemble(self, limit: int | None = None) -> list[Message]:
+        """All outputs in input order (ordered mode, once ``outstanding`` is 0).
+
+        ``limit``: only the outputs of input positions before it (the first failing message).
+        """
         parts = self.parts
-        if self.slots is None:
+        if self.slots is None and limit is None:
             if len(parts) == 1:
-                return parts[0][1]
+                _, entries, simple = parts[0]
+                return entries if simple else flatten(entries)  # type: ignore[return-value]
             parts.sort(key=_start)
             out: list[Message] = []
-            for _, outputs in parts:
-                out.extend(outputs)
+            for _, entries, simple in parts:
+                out.extend(entries if simple else flatten(entries))  # type: ignore[arg-type]
             return out
         slots = self.slots
-        for start, outputs in parts:  # runs and scattered parts mixed: a run sits at its start
-            slots[start].extend(outputs)
+        if slots is None:
+            slots = [[] for _ in range(len(self.sources))]
+        for start, entries, _ in parts:  # runs and scattered parts mixed: a run sits at its start
+            for position, entry in enumerate(entries, start):
+                if entry is None:
+                    continue
+                if isinstance(entry, Message):
+                    slots[position].append(entry)
+                else:
+                    slots[position].extend(entry)
+        if limit is not None:
+            slots = slots[:limit]
         return [message for slot in slots for message in slot]
 
 
-def _start(part: tuple[int, list[Message]]) -> int:
+def _start(part: tuple[int, list[Entry], bool]) -> int:
     return part[0]
 
 
@@ -111,16 +127,18 @@ class Group:
     """Messages collected by the batcher for one call of a batch handler.
 
     A group can span several source batches; it holds one ``outstanding`` count on each batch in
-    ``claims``. Its result belongs to the input position of its last message.
+    ``claims``. Its result belongs to the input position of its last message; a failure of the
+    call counts as a failure at its first message (``first``).
     """
 
-    __slots__ = ("claims", "deadline", "key", "last", "messages")
+    __slots__ = ("claims", "deadline", "first", "key", "last", "messages")
 
     def __init__(self, key: Hashable, deadline: float | None) -> None:
         self.key = key
         self.deadline = deadline
         self.messages: list[Message] = []
         self.claims: list[SourceBatch] = []
+        self.first: tuple[SourceBatch, int] | None = None
         self.last: tuple[SourceBatch, int] | None = None
 
     def __len__(self) -> int:

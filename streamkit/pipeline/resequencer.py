@@ -10,6 +10,13 @@ arrive in the order it handled them, which is what keeps one partition key in or
 
 Either way a batch is reported as *done* once all its outputs are in the outbox, so the sink can
 commit sources only after their outputs were written.
+
+A failure under the ``fail`` policy sets a *cut*: the input position (batch number, position in
+the batch) of the earliest failing message seen so far. Ordered mode releases batch N only once
+every part of it went through every stage, so by then every failure at or before batch N has
+been recorded: outputs before the cut are released, nothing at or after it. Unordered mode
+filters what arrives after the cut was set; outputs that were posted before a failure was seen
+stay posted (docs/processor.md says so).
 """
 
 from __future__ import annotations
@@ -36,6 +43,20 @@ class Collector:
         )
         self._ready = asyncio.Event()
         self._finished = False
+        self.cut: tuple[int, int] | None = None
+        """(batch number, position): the earliest failing input position, once one failed."""
+
+    def cut_at(self, number: int, position: int) -> bool:
+        """Nothing from input position (``number``, ``position``) on is written; True if that
+        moved the cut earlier (the failure there is now the first one)."""
+        if self.cut is not None and self.cut <= (number, position):
+            return False
+        self.cut = (number, position)
+        return True
+
+    def after_cut(self, number: int) -> bool:
+        """Whether all of batch ``number`` lies after the cut (no need to process it)."""
+        return self.cut is not None and number > self.cut[0]
 
     @property
     def depth(self) -> int:
@@ -51,10 +72,15 @@ class Collector:
         batch = chunk.batch
         if self.ordered:
             if chunk.index is None:
-                batch.add_run(chunk.start, _messages(entries, simple))
+                batch.add_run(chunk.start, entries, simple)
             else:
                 batch.add_scattered(chunk.index, entries)
         else:
+            cut = self.cut
+            if cut is not None and batch.number >= cut[0]:
+                limit = cut[1] if batch.number == cut[0] else 0
+                entries = [e for p, e in zip(chunk.positions(), entries) if p < limit]
+                simple = False
             outputs = _messages(entries, simple)
             if outputs:
                 self._post(outputs, [])
@@ -62,6 +88,9 @@ class Collector:
 
     def put_group(self, group: Group, entry: Entry) -> None:
         """The result of one batch-handler call; it sits at the group's last input position."""
+        cut, last = self.cut, group.last
+        if not self.ordered and cut is not None and last and (last[0].number, last[1]) >= cut:
+            entry = None
         if entry is not None:
             if self.ordered:
                 assert group.last is not None
@@ -80,19 +109,28 @@ class Collector:
         if not self.ordered:
             self._post([], [batch])
             return
-        batch.outputs = batch.assemble()
+        cut = self.cut
+        if cut is None or batch.number < cut[0]:
+            batch.outputs = batch.assemble()
+        elif batch.number == cut[0]:
+            batch.outputs = batch.assemble(cut[1])
+        else:
+            batch.outputs = []
         batch.parts = []
         batch.slots = None
         if batch.number != self._next:
             self._waiting[batch.number] = batch
             return
-        self._post(batch.outputs, [batch])
+        self._post_in_order(batch)
         self._next += 1
         waiting = self._waiting
         while self._next in waiting:
-            ready = waiting.pop(self._next)
-            self._post(ready.outputs, [ready])
+            self._post_in_order(waiting.pop(self._next))
             self._next += 1
+
+    def _post_in_order(self, batch: SourceBatch) -> None:
+        # the cut may have moved to an earlier batch since this one was assembled
+        self._post([] if self.after_cut(batch.number) else batch.outputs, [batch])
 
     def finish(self) -> None:
         """No more results will come; ``take`` drains the outbox, then raises QueueClosed."""

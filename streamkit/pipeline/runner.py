@@ -9,6 +9,13 @@ drains, every stage drains, the sink flushes and commits, and nothing read is lo
 
 Commits happen after the outputs of a batch were written (and flushed, when the consumer needs
 commits), strictly in read order, so a resumed consumer never skips an unwritten message.
+
+A handler failure under the ``fail`` policy (or ``retry:N`` once exhausted) does not abort the
+tasks: it records the failing input position (``Collector.cut_at``) and stops reading. Everything
+already read keeps flowing, so every message before the first failing one (in input order) is
+handled and its outputs written and committed; batches wholly after the cut are passed on
+unprocessed, and nothing from the cut on is written. The run then raises the error of the
+earliest failing message, whichever worker saw it first.
 """
 
 from __future__ import annotations
@@ -103,6 +110,8 @@ class Pipeline:
         self._consumer: Consumer | None = None
         self._dead_letters: list[Producer] = []
         self._source_error: BaseException | None = None
+        self._collector: Collector | None = None
+        self._failure: BaseException | None = None
 
     def snapshot(self) -> Snapshot:
         return self.metrics.snapshot()
@@ -132,7 +141,8 @@ class Pipeline:
             consumer.stop()
         metrics = self.metrics = Metrics()
         window = Window(self.window_size)
-        collector = Collector(ordered=self.ordered)
+        collector = self._collector = Collector(ordered=self.ordered)
+        self._failure = None
         runs = [
             _StageRun(stage, make_dispatch(stage.dispatch, stage.workers, stage.key))
             for stage in self.stages
@@ -156,6 +166,8 @@ class Pipeline:
                 consumer, producer, runs, batcher, window, collector, count,
                 stats_interval, on_stats,
             )  # fmt: skip
+            if self._failure is not None:  # before any source error: it came earlier in input
+                raise self._failure
             if self._source_error is not None:
                 raise self._source_error
         finally:
@@ -270,6 +282,9 @@ class Pipeline:
         try:
             while remaining is None or remaining > 0:
                 await window.acquire()
+                if self._failure is not None:
+                    window.release()
+                    break
                 try:
                     messages = await consumer.next_batch(self.read_batch)
                 except EndOfStream:
@@ -308,11 +323,22 @@ class Pipeline:
                 except QueueClosed:
                     return
                 if isinstance(unit, Group):
+                    assert unit.first is not None
+                    start, position = unit.first
+                    if collector.after_cut(start.number):
+                        collector.put_group(unit, None)
+                        continue
                     results = await stage_run.runner.run([unit.messages])
-                    await self._settle(stage_run, [unit.messages], results)
+                    if await self._settle(stage_run, [unit.messages], results):
+                        self._fail(stage_run, unit.messages, results, start.number, position)
+                        results[0] = None
                     collector.put_group(unit, cast(Entry, results[0]))
                     continue
-                entries, simple = await self._process(stage_run, unit)
+                if collector.after_cut(unit.batch.number):
+                    entries: list[Entry] = [None] * len(unit.items)
+                    simple = False
+                else:
+                    entries, simple = await self._process(stage_run, unit)
                 if isinstance(downstream, Collector):
                     downstream.put_chunk(unit, entries, simple)
                 else:
@@ -353,7 +379,19 @@ class Pipeline:
         results = await stage_run.runner.run(calls)
         kinds = set(map(type, results))
         if Failure in kinds:
-            await self._settle(stage_run, calls, results)
+            failed = await self._settle(stage_run, calls, results)
+            if failed:
+                positions = chunk.positions()
+                first = failed[0]
+                self._fail(
+                    stage_run,
+                    calls[first],
+                    results[first:first + 1],
+                    chunk.batch.number,
+                    positions[first if owners is None else owners[first]],
+                )  # fmt: skip
+                for number in failed:
+                    results[number] = None
             kinds = set(map(type, results))
         simple = kinds <= {Message}
         if not simple:
@@ -365,10 +403,30 @@ class Pipeline:
             entries[owner] = _merge(entries[owner], cast(Entry, result))
         return entries, False
 
+    def _fail(
+        self,
+        stage_run: _StageRun,
+        call: Call | list[Message],
+        result: list[Outcome],
+        number: int,
+        position: int,
+    ) -> None:
+        """A call failed for good at input position (``number``, ``position``): stop reading,
+        and if it is the earliest failure so far, it is the one the run raises."""
+        failure = result[0]
+        assert isinstance(failure, Failure)
+        collector = self._collector
+        assert collector is not None
+        if collector.cut_at(number, position):
+            self._failure = handler_error(stage_run.label, call, failure.error)
+        if self._consumer is not None:
+            self._consumer.stop()
+
     async def _settle(
         self, stage_run: _StageRun, calls: Sequence[Call], results: list[Outcome]
-    ) -> None:
-        """Apply the stage's error policy; every Failure in ``results`` is replaced or raised."""
+    ) -> list[int]:
+        """Apply the stage's error policy: every Failure in ``results`` is replaced, except
+        under ``fail``: those stay, and their indexes are returned (first in call order)."""
         policy = stage_run.stage.on_error
         metrics = self.metrics
         failed = [number for number, result in enumerate(results) if type(result) is Failure]
@@ -385,14 +443,14 @@ class Pipeline:
 
             await asyncio.gather(*(retry(number) for number in failed))
             failed = [number for number in failed if type(results[number]) is Failure]
+        if policy.action == "fail":
+            metrics.failed += len(failed)
+            return failed
         letters: list[Message] = []
         for number in failed:
             failure = results[number]
             assert isinstance(failure, Failure)
             call = calls[number]
-            if policy.action == "fail":
-                metrics.failed += 1
-                raise handler_error(stage_run.label, call, failure.error)
             results[number] = None
             inputs = [call] if isinstance(call, Message) else call
             if policy.action == "skip":
@@ -419,6 +477,7 @@ class Pipeline:
             assert stage_run.dead_letters is not None
             await stage_run.dead_letters.send_many(letters)
             metrics.dead_lettered += len(letters)
+        return []
 
     async def _write(
         self, consumer: Consumer, producer: Producer, collector: Collector, window: Window
@@ -447,7 +506,14 @@ class Pipeline:
                 for batch in done:
                     written[batch.number] = batch
                 sources: list[Message] = []
+                cut = collector.cut
                 while next_commit in written:
+                    # every failure up to this batch is known: commit up to the first only
+                    if cut is not None and next_commit >= cut[0]:
+                        if next_commit == cut[0]:
+                            sources.extend(written[next_commit].sources[: cut[1]])
+                            next_commit = -1  # commit nothing more
+                        break
                     sources.extend(written.pop(next_commit).sources)
                     next_commit += 1
                 if sources:

@@ -54,6 +54,16 @@ def slow(message):
     time.sleep(0.002)
     return message.payload
 
+def fourth(message):
+    if message.seq == 3:
+        raise ValueError("the fourth")
+    return message.payload
+
+def from_50037(message):
+    if message.seq == 50037 or (message.seq > 50037 and message.seq % 100 == 0):
+        raise ValueError("bad tick")
+    return message.payload
+
 def fail_150_once(message):
     import os
     if os.environ.get("SK_FAIL") and message.payload == b"n150":
@@ -155,6 +165,27 @@ def test_on_error_fail_exits_1_naming_the_message(handlers: Path) -> None:
     error = done.stderr.decode().strip()
     assert "in:0:7 b'p7'" in error and "ValueError: sevens are bad" in error
     assert "Traceback" not in error and len(error.splitlines()) == 1
+
+
+def test_on_error_fail_writes_the_three_before_the_fourth(handlers: Path) -> None:
+    done = processor(handlers, "--func", "sk_handlers:fourth", stdin=lines(4))
+    assert done.returncode == 1
+    assert [r[2] for r in parse(done.stdout)] == [0, 1, 2]
+    error = done.stderr.decode().strip()
+    assert "in:0:3 b'p3'" in error and len(error.splitlines()) == 1
+
+
+@pytest.mark.parametrize("workers", [["--workers", "1"], ["--workers", "8", "--ordered"]])
+@pytest.mark.parametrize("policy", ["fail", "retry:1"])
+def test_on_error_fail_at_scale_writes_exactly_what_came_before(
+    handlers: Path, workers: list[str], policy: str
+) -> None:
+    done = processor(handlers, "--func", "sk_handlers:from_50037", "--on-error", policy,
+                     *workers, stdin=lines(100_000), timeout=120)  # fmt: skip
+    assert done.returncode == 1
+    assert [r[2] for r in parse(done.stdout)] == list(range(50_037))
+    error = done.stderr.decode().strip()
+    assert "in:0:50037 b'p50037'" in error and len(error.splitlines()) == 1
 
 
 def test_on_error_skip_logs_and_continues(handlers: Path) -> None:

@@ -46,8 +46,8 @@ def test_fail_stops_names_the_message_and_commits_only_what_was_written() -> Non
     assert text.startswith("--func t:f: handler failed on message in:0:7 b'm7'")
     assert "ValueError: bad row 7" in text
     assert caught.value.exit_code == 1
-    assert [m.seq for m in producer.sent] == list(range(5))  # the batch before the bad one
-    assert [m.seq for m in consumer.committed] == list(range(5))
+    assert [m.seq for m in producer.sent] == list(range(7))  # everything before the bad one
+    assert [m.seq for m in consumer.committed] == list(range(7))
 
 
 def test_skip_counts_and_logs_and_goes_on() -> None:
@@ -146,3 +146,100 @@ def test_unusable_return_value_is_a_handler_failure() -> None:
         asyncio.run(
             Pipeline([Stage(lambda m: 42)]).run(ListConsumer(make_messages(3)), ListProducer())
         )
+
+
+def _ticks(count: int) -> list[Message]:
+    return [Message("ticks", 0, n, 1_700_000_000_000 + n, b'{"tick":%d}' % n) for n in range(count)]
+
+
+FIRST_BAD = 50_037
+
+
+def fails_from_first_bad(message: Message) -> bytes:
+    """Fails on tick 50,037 and on every 100th tick after it (later failures are seen first by
+    other workers when there are several)."""
+    if message.seq == FIRST_BAD or (message.seq > FIRST_BAD and message.seq % 100 == 0):
+        raise ValueError(f"bad tick {message.seq}")
+    return message.payload
+
+
+@pytest.mark.parametrize(
+    ("workers", "ordered"),
+    [(1, True), (8, True), (8, False)],
+    ids=["1", "8-ordered", "8-unordered"],
+)
+def test_fail_writes_everything_before_the_first_failure_at_scale(
+    workers: int, ordered: bool
+) -> None:
+    """Issue 15 #4: 100,000 messages, first failure at 50,037: exactly the 50,037 outputs before
+    it are written (in input order when ordered) and committed, and the error names 50,037."""
+    options = ConsumerOptions(mode="resumable", group="g")
+    consumer = ListConsumer(_ticks(100_000), batch=1000, options=options)
+    producer = ListProducer()
+    stage = Stage(fails_from_first_bad, workers=workers, name="f")
+    with pytest.raises(HandlerError) as caught:
+        asyncio.run(Pipeline([stage], ordered=ordered).run(consumer, producer))
+    assert "message ticks:0:50037 " in str(caught.value), caught.value
+    sent = [m.seq for m in producer.sent]
+    if ordered:
+        assert sent == list(range(FIRST_BAD))
+    else:  # every message before the first failure; outputs already written after it may stay
+        assert set(range(FIRST_BAD)) <= set(sent) and FIRST_BAD not in sent
+        assert len(sent) == len(set(sent))
+    assert [m.seq for m in consumer.committed] == list(range(FIRST_BAD))
+
+
+def test_fail_with_retries_exhausted_writes_everything_before_it() -> None:
+    policy = ErrorPolicy(retries=2, backoff=0.001)
+    consumer = ListConsumer(_ticks(60_000), batch=500)
+    producer = ListProducer()
+    stage = Stage(fails_from_first_bad, workers=8, on_error=policy)
+    with pytest.raises(HandlerError, match="ticks:0:50037 "):
+        asyncio.run(Pipeline([stage]).run(consumer, producer))
+    assert [m.seq for m in producer.sent] == list(range(FIRST_BAD))
+
+
+def test_fail_on_the_last_of_four_quick_messages_writes_the_first_three() -> None:
+    def fourth(message: Message) -> bytes:
+        if message.seq == 3:
+            raise ValueError("no")
+        return message.payload
+
+    producer = ListProducer()
+    with pytest.raises(HandlerError, match="in:0:3 "):
+        asyncio.run(Pipeline([Stage(fourth)]).run(ListConsumer(make_messages(4)), producer))
+    assert [m.seq for m in producer.sent] == [0, 1, 2]
+
+
+def test_fail_in_a_later_stage_cuts_at_the_earliest_input_position() -> None:
+    """Stage 2 fails at 30, stage 1 fails at 70 (seen first): the cut is 30."""
+
+    def one(message: Message) -> bytes:
+        if message.seq == 70:
+            raise ValueError("stage one")
+        return message.payload
+
+    async def two(message: Message) -> bytes:
+        if message.seq == 30:
+            await asyncio.sleep(0.05)
+            raise ValueError("stage two")
+        return message.payload
+
+    producer = ListProducer()
+    stages = [Stage(one, workers=4, name="one"), Stage(two, workers=4, name="two")]
+    with pytest.raises(HandlerError, match=r"in:0:30 .*stage two"):
+        asyncio.run(Pipeline(stages).run(ListConsumer(make_messages(200), batch=10), producer))
+    assert [m.seq for m in producer.sent] == list(range(30))
+
+
+def test_batch_failure_writes_the_outputs_of_earlier_batches() -> None:
+    def insert(rows: list[Message]) -> bytes:
+        if any(m.seq == 12 for m in rows):
+            raise OSError("db down")
+        return b"%d" % rows[-1].seq
+
+    producer = ListProducer()
+    stage = Stage(insert, workers=3, batch=BatchSpec(size=5), name="db")
+    with pytest.raises(HandlerError, match="from in:0:10"):
+        asyncio.run(Pipeline([stage]).run(ListConsumer(make_messages(40), batch=7), producer))
+    assert [m.payload for m in producer.sent] == [b"4", b"9"]
