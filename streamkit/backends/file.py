@@ -196,6 +196,8 @@ class FileConsumer(Consumer):
         self._closed = False
         self._poll = _POLL_MIN
         self._positioned = False
+        self.filtered = 0
+        self.filtered_keys: set[str] = set()
         try:
             self._position()  # "end" means the end as it is now, not at the first read
         except BaseException:
@@ -263,12 +265,26 @@ class FileConsumer(Consumer):
         await asyncio.sleep(self._poll)
         self._poll = min(self._poll * 2, _POLL_MAX)
 
+    def _note_filtered(self, items: list[Item], keys: frozenset[str]) -> None:
+        """Messages of other streams the key filter left out (the CLI reports them at exit)."""
+        others = [
+            m.stream_key
+            for m in items
+            if isinstance(m, Message) and m.stream_key not in keys and m.stream_key != INTERNAL_KEY
+        ]
+        if others:
+            self.filtered += len(others)
+            if len(self.filtered_keys) < 16:
+                self.filtered_keys.update(others)
+
     def _select(self, items: list[Item]) -> list[Message]:
         keys = self._keys
         if keys is None:
             batch = [m for m in items if isinstance(m, Message) and m.stream_key != INTERNAL_KEY]
         else:
             batch = [m for m in items if isinstance(m, Message) and m.stream_key in keys]
+            if len(batch) < len(items):  # beacons, or other streams: count the latter
+                self._note_filtered(items, keys)
         if self._since is not None:
             since = self._since
             batch = [m for m in batch if m.timestamp >= since]

@@ -166,8 +166,13 @@ class _StdinHub:
             elif not consumer.keys or all_broadcast:
                 consumer._pending.extend(messages)
             else:  # keep broadcasts and the consumer's keys, selected in C
+                pending = consumer._pending
+                before = len(pending)
                 wanted = map(consumer.keys.__contains__, map(_stream_key_of, messages))
-                consumer._pending.extend(_compress(messages, map(_or, broadcast, wanted)))
+                pending.extend(_compress(messages, map(_or, broadcast, wanted)))
+                left_out = len(messages) - (len(pending) - before)
+                if left_out:
+                    consumer.note_filtered(messages, left_out)
         if not groups:
             return
         for message, is_broadcast in zip(messages, broadcast):
@@ -175,9 +180,12 @@ class _StdinHub:
                 eligible = [m for m in members if m.accepts(message, is_broadcast)]
                 if eligible:
                     eligible[message.seq % len(eligible)]._pending.append(message)
+                else:
+                    members[0].note_filtered([message], 1)
 
 
 _stream_key_of = attrgetter("stream_key")
+_FILTERED_KEYS_KEPT = 16
 
 
 def _resolve(future: asyncio.Future[None]) -> None:
@@ -236,6 +244,16 @@ class StdioConsumer(Consumer):
         self._pending: list[Message] = []
         self._waiting = False
         self._past_until = False
+        self.filtered = 0
+        """Messages of other streams the key filter left out (reported by the CLI at exit)."""
+        self.filtered_keys: set[str] = set()
+        """Some of their stream keys (at most ``_FILTERED_KEYS_KEPT``)."""
+
+    def note_filtered(self, messages: list[Message], left_out: int) -> None:
+        """Count what the key filter left out; only runs for chunks where it left some out."""
+        self.filtered += left_out
+        if len(self.filtered_keys) < _FILTERED_KEYS_KEPT:
+            self.filtered_keys.update(set(map(_stream_key_of, messages)) - self.keys)
 
     @property
     def skipped(self) -> int:

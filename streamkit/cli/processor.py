@@ -14,6 +14,7 @@ from typing import Any
 import click
 
 from streamkit.backends.base import Producer, ProducerOptions
+from streamkit.cli.notes import filtered_note
 from streamkit.cli.options import (
     DURATION,
     URI,
@@ -133,6 +134,9 @@ async def run_processor(values: dict[str, Any], pipeline: Pipeline | None = None
                     await producer.close()
             finally:
                 await consumer.close()
+                note = filtered_note(consumer, input_uri)
+                if note is not None:
+                    _warn(note)
         finally:
             await sink.close()
     finally:

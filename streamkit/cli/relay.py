@@ -14,6 +14,7 @@ from typing import Any
 import click
 
 from streamkit.backends.base import ConnectOptions
+from streamkit.cli.notes import filtered_note
 from streamkit.cli.options import (
     URI,
     connect_options,
@@ -144,6 +145,9 @@ async def _relay(
                     await producer.close()
             finally:
                 await consumer.close()
+                note = filtered_note(consumer, input_uri)
+                if note is not None:
+                    sys.stderr.write(f"streamkit relay: {note}\n")
                 skipped = int(getattr(consumer, "skipped", 0) or 0)
                 if skipped or connect.verbose:
                     extra = f", {skipped} invalid lines skipped" if skipped else ""

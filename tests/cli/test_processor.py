@@ -188,6 +188,18 @@ def test_on_error_fail_at_scale_writes_exactly_what_came_before(
     assert "in:0:50037 b'p50037'" in error and len(error.splitlines()) == 1
 
 
+def test_key_filter_that_left_messages_out_says_so(handlers: Path) -> None:
+    done = subprocess.run(
+        [*COMMAND, "--input", "stdio:///tick", "-I", str(handlers), "--func", "sk_handlers:upper"],
+        input=lines(5), capture_output=True, timeout=60, env=ENV,
+    )  # fmt: skip
+    assert done.returncode == 0 and done.stdout == b""
+    assert done.stderr.decode().splitlines() == [
+        "streamkit processor: 5 messages of other streams left out by the key filter of "
+        "--input stdio:///tick (it keeps tick; streams seen: in)"
+    ]
+
+
 def test_on_error_skip_logs_and_continues(handlers: Path) -> None:
     done = processor(handlers, "--func", "sk_handlers:bad_seven", "--on-error", "skip",
                      stdin=lines(30))  # fmt: skip

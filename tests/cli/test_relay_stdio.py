@@ -189,6 +189,34 @@ def test_input_keys_keep_only_those_keys_and_broadcast_lines() -> None:
     ]
 
 
+def test_key_filter_that_left_messages_out_says_so_once_at_exit() -> None:
+    """Issue 11 #2: clock names its stream ``clock``; a relay of ``tick`` gets nothing, and
+    says why without -v (how many, which keys it saw)."""
+    clock = spawn("clock", "--interval", "10ms", "--count", "5")
+    relay = run("relay", "--input", "stdio:///tick", "--output", "stdio:///tick",
+                stdin=clock.communicate()[0])  # fmt: skip
+    assert relay.returncode == 0 and relay.stdout == b""
+    assert lines(relay.stderr) == [
+        "streamkit relay: 5 messages of other streams left out by the key filter of --input "
+        "stdio:///tick (it keeps tick; streams seen: clock)"
+    ]
+    only_a = run("relay", "--input", "stdio:///a", stdin=MIXED)
+    assert b"2 messages of other streams" in only_a.stderr
+    assert b"streams seen: b, broadcast)" in only_a.stderr
+    everything = run("relay", "--input", "stdio:///", stdin=MIXED)
+    assert everything.stderr == b""
+
+
+def test_key_filter_of_a_file_input_says_what_it_left_out(tmp_path: Path) -> None:
+    path = tmp_path / "t.ss"
+    assert run("clock", "--interval", "0", "--count", "7", "--output", f"file://{path}/clock")
+    relay = run("relay", "--input", f"file://{path}/tick")
+    assert relay.returncode == 0 and relay.stdout == b""
+    assert b"7 messages of other streams" in relay.stderr
+    assert b"streams seen: clock)" in relay.stderr and b"SEA" not in relay.stderr
+    assert run("relay", "--input", f"file://{path}/clock").stderr == b""
+
+
 def test_output_key_renames_every_message_and_no_key_keeps_each_own() -> None:
     renamed = run("relay", "--output", "stdio:///out", stdin=MIXED)
     assert renamed.returncode == 0
