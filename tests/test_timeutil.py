@@ -9,7 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from streamkit.errors import UsageError
-from streamkit.timeutil import format_ms, parse_duration, parse_iso, parse_time
+from streamkit.timeutil import format_ms, parse_duration, parse_iso, parse_time, time_note
 
 
 def ms(y: int, mo: int, d: int, h: int = 0, mi: int = 0, s: int = 0, milli: int = 0) -> int:
@@ -56,6 +56,17 @@ def test_bad_durations_say_how_to_write_one(text: str) -> None:
         ("2026-11-23T09:00:00+02:00", ms(2026, 11, 23, 7)),
         ("2026-11-23T02:30:00-0430", ms(2026, 11, 23, 7)),
         ("2024-02-29T00:00:00", ms(2024, 2, 29)),
+        # forms the ISO-8601 regex did not take (issue 11 #8)
+        ("2026-12-01", ms(2026, 12, 1)),
+        ("2026-12-01T07:00", ms(2026, 12, 1, 7)),
+        ("2026-12-01 07:00Z", ms(2026, 12, 1, 7)),
+        ("2026-12-01T09:00+02:00", ms(2026, 12, 1, 7)),
+        ("2026-12-01T07:00:00,5Z", ms(2026, 12, 1, 7, milli=500)),
+        ("20261201T070000Z", ms(2026, 12, 1, 7)),
+        ("2026-335", ms(2026, 12, 1)),
+        ("2026-W49-2", ms(2026, 12, 1)),
+        ("2026-01-01T24:00:00", ms(2026, 1, 2)),
+        ("0001-01-01T01:00:00+01:00", ms(1, 1, 1)),
     ],
 )
 def test_iso_times(text: str, expected: int) -> None:
@@ -64,10 +75,31 @@ def test_iso_times(text: str, expected: int) -> None:
 
 
 @pytest.mark.parametrize(
-    "text", ["2023-02-29T00:00:00", "2026-13-01T00:00:00", "2026-01-01T24:00:00", "2026-01-01"]
+    "text", ["2023-02-29T00:00:00", "2026-13-01T00:00:00", "2026-01-01T25:00:00", "2026", "today"]
 )
 def test_impossible_iso_times_are_not_iso(text: str) -> None:
     assert parse_iso(text) is None
+
+
+def test_epoch_milliseconds_from_ten_to_the_eleven() -> None:
+    """Issue 11 #8: kcat takes milliseconds; 1796153794000 was read as seconds (year ~58,000)."""
+    assert parse_time("1796153794000") == 1_796_153_794_000
+    assert parse_time("99999999999") == 99_999_999_999_000  # still seconds: year 5138
+    assert parse_time("100000000000") == 100_000_000_000
+    assert time_note("1796153794000", "--since") == (
+        "--since 1796153794000 is at least 10^11, so it is read as epoch milliseconds: "
+        "2026-12-01T19:36:34.000 UTC"
+    )
+    assert time_note("1796153794", "--since") is None
+    assert time_note("2026-12-01", "--since") is None
+
+
+def test_now_and_today() -> None:
+    now = ms(2026, 12, 1, 21, 36, 34, 250)
+    assert parse_time("now", now_ms=now) == now
+    assert parse_time(" NOW ", now_ms=now) == now
+    assert parse_time("today", now_ms=now) == ms(2026, 12, 1)
+    assert 0 <= parse_time("now") - parse_time("-1s") - 1000 < 1000
 
 
 def test_epoch_seconds_and_relative_times() -> None:

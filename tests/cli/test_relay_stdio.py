@@ -159,6 +159,39 @@ def test_since_and_until_select_a_time_window() -> None:
     assert [fields(line)[4] for line in lines(until.stdout)] == ["m0", "m1"]
 
 
+DAYS = b"".join(
+    b"[2026-%s | k | %d | 0] m%d\n" % (stamp, n, n)
+    for n, stamp in enumerate([b"11-30T23:59:59.999", b"12-01T00:00:00.000", b"12-01T07:00:00.000"])
+)
+
+
+def test_since_takes_dates_offsets_and_epoch_milliseconds() -> None:
+    """Issue 11 #8: a date alone was refused; milliseconds were read as seconds, silently."""
+    date = run("relay", "--since", "2026-12-01", stdin=DAYS)
+    assert date.returncode == 0, date.stderr
+    assert [fields(x)[4] for x in lines(date.stdout)] == ["m1", "m2"]
+    offset = run("relay", "--since", "2026-12-01T08:00:00+02:00", stdin=DAYS)
+    assert [fields(x)[4] for x in lines(offset.stdout)] == ["m2"]
+    millis = str(ms(2026, 12, 1, 7))
+    quiet = run("relay", "--since", millis, stdin=DAYS)
+    assert [fields(x)[4] for x in lines(quiet.stdout)] == ["m2"] and quiet.stderr == b""
+    loud = run("relay", "--since", millis, "-v", stdin=DAYS)
+    assert [fields(x)[4] for x in lines(loud.stdout)] == ["m2"]
+    assert (
+        f"--since {millis} is at least 10^11, so it is read as epoch milliseconds: "
+        "2026-12-01T07:00:00.000 UTC"
+    ) in loud.stderr.decode()
+
+
+def test_until_before_since_is_a_usage_error() -> None:
+    done = run("relay", "--since", "2026-12-01", "--until", "2026-11-30T12:00Z", stdin=DAYS)
+    assert done.returncode == 2 and done.stdout == b""
+    assert lines(done.stderr) == [
+        "streamkit relay: error: --until: 2026-11-30T12:00:00.000 is before --since "
+        "2026-12-01T00:00:00.000 (UTC): nothing could be selected"
+    ]
+
+
 MIXED = (
     b"[a] for a\n"
     b"[b] for b\n"
