@@ -1,17 +1,41 @@
 """Time and duration text: the one place where ``--since``, ``--interval`` and timestamps parse.
 
-All instants are integer milliseconds since the Unix epoch, UTC.
+All instants are integer milliseconds since the Unix epoch, UTC. A time written without a zone
+(``2026-12-01T07:00``, ``2026-12-01``, ``today``) is UTC, as every timestamp streamkit prints is:
+the same text means the same instant on every machine, whatever its local zone.
+
+ISO-8601 is python-dateutil's ``isoparse`` (every form of the standard: dates alone, ``T`` or a
+space, basic and extended forms, fractions, ``Z``/``±HH:MM`` offsets, week and ordinal dates).
+A bare number is an epoch time: seconds, or milliseconds from 10^11 on (kcat takes
+milliseconds; 10^11 seconds is the year 5138, so no real time in seconds is that large).
 """
 
 from __future__ import annotations
 
 import calendar
+import datetime
 import re
 import time
+from collections.abc import Callable
+
+from dateutil.parser import isoparse
 
 from streamkit.errors import UsageError
 
-__all__ = ["format_ms", "parse_duration", "parse_iso", "parse_time", "utc_seconds"]
+__all__ = [
+    "EPOCH_MS_FROM",
+    "format_ms",
+    "parse_duration",
+    "parse_iso",
+    "parse_time",
+    "time_note",
+    "utc_seconds",
+]
+
+EPOCH_MS_FROM = 10**11
+"""A bare epoch number at least this large is milliseconds, not seconds."""
+_NUMBER = re.compile(r"\d+(?:\.\d+)?")
+_isoparse: Callable[[str], datetime.datetime] = isoparse
 
 _DURATION = re.compile(r"(\d+(?:\.\d+)?)(ns|us|µs|ms|s|m|h|d)?")
 _UNIT_SECONDS = {
@@ -25,9 +49,6 @@ _UNIT_SECONDS = {
     "d": 86400.0,
     None: 1.0,
 }
-_ISO = re.compile(
-    r"(\d{4})-(\d\d)-(\d\d)[T ](\d\d):(\d\d):(\d\d)(?:\.(\d{1,9}))?(Z|[+-]\d\d:?\d\d)?"
-)
 _RELATIVE = re.compile(r"-(\d+(?:\.\d+)?)(ms|s|m|h|d)")
 
 
@@ -56,43 +77,67 @@ def utc_seconds(year: int, month: int, day: int, hour: int, minute: int, second:
 
 
 def parse_iso(text: str) -> int | None:
-    """``YYYY-MM-DDTHH:MM:SS[.fff][Z|±HH:MM]`` → ms (UTC when no zone), or None if not ISO."""
-    match = _ISO.fullmatch(text.strip())
-    if not match:
+    """ISO-8601 in any of its forms → ms (UTC when no zone), or None if it is not one.
+
+    A bare number is not taken as a year (``2026`` is epoch seconds, see ``parse_time``).
+    """
+    value = text.strip()
+    if not value or _NUMBER.fullmatch(value):
         return None
-    seconds = utc_seconds(*(int(g) for g in match.groups()[:6]))
-    if seconds is None:
+    try:
+        moment = _isoparse(value)
+    except (ValueError, OverflowError):
         return None
-    fraction = match.group(7) or ""
-    millis = int((fraction + "000")[:3])
-    zone = match.group(8)
-    if zone and zone != "Z":
-        sign = 1 if zone[0] == "+" else -1
-        digits = zone[1:].replace(":", "")
-        seconds -= sign * (int(digits[:2]) * 3600 + int(digits[2:]) * 60)
-    return seconds * 1000 + millis
+    offset = moment.utcoffset()
+    naive = moment.replace(tzinfo=None)
+    seconds = calendar.timegm(naive.timetuple())
+    if offset is not None:
+        seconds -= int(offset.total_seconds())
+    return seconds * 1000 + naive.microsecond // 1000
+
+
+def _now_ms() -> int:
+    return time.time_ns() // 1_000_000
 
 
 def parse_time(text: str, *, now_ms: int | None = None, what: str = "time") -> int:
-    """A ``--since``/``--until`` value → ms: ISO-8601, unix epoch seconds, or relative ``-10m``."""
+    """A ``--since``/``--until`` value → ms.
+
+    ISO-8601 (``2026-12-01``, ``2026-12-01T07:00:00+02:00``), ``now``, ``today`` (midnight UTC),
+    a relative time (``-10m``: ten minutes ago), or epoch seconds/milliseconds.
+    """
     value = text.strip()
+    now = _now_ms() if now_ms is None else now_ms
+    word = value.lower()
+    if word == "now":
+        return now
+    if word == "today":
+        return now - now % 86_400_000
+    if _NUMBER.fullmatch(value):
+        epoch = float(value)
+        return int(epoch) if epoch >= EPOCH_MS_FROM else int(epoch * 1000)
+    relative = _RELATIVE.fullmatch(value)
+    if relative:
+        return now - int(float(relative.group(1)) * _UNIT_SECONDS[relative.group(2)] * 1000)
     iso = parse_iso(value)
     if iso is not None:
         return iso
-    relative = _RELATIVE.fullmatch(value)
-    if relative:
-        now = time.time_ns() // 1_000_000 if now_ms is None else now_ms
-        return now - int(float(relative.group(1)) * _UNIT_SECONDS[relative.group(2)] * 1000)
-    try:
-        epoch = float(value)
-    except ValueError:
-        epoch = -1.0
-    if epoch >= 0:
-        return int(epoch * 1000)
     raise UsageError(
-        f"invalid {what} {text!r}: use ISO-8601 (2026-11-23T07:00:00), unix seconds "
-        "(1795000000) or a relative time (-10m, -2h)"
+        f"invalid {what} {text!r}: use ISO-8601 (2026-12-01, 2026-12-01T07:00:00+02:00; UTC "
+        "when no zone), now, today, a relative time (-10m, -2h) or epoch seconds or "
+        "milliseconds (1796153794, 1796153794000)"
     )
+
+
+def time_note(text: str, what: str = "time") -> str | None:
+    """What ``parse_time`` made of a value that could surprise (-v prints it), else None."""
+    value = text.strip()
+    if _NUMBER.fullmatch(value) and float(value) >= EPOCH_MS_FROM:
+        return (
+            f"{what} {value} is at least 10^11, so it is read as epoch milliseconds: "
+            f"{format_ms(int(float(value)))} UTC"
+        )
+    return None
 
 
 def format_ms(ms: int) -> str:

@@ -8,6 +8,7 @@ parsed values into the library's option objects.
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -15,7 +16,7 @@ import click
 
 from streamkit.backends.base import MODES, ConnectOptions, ConsumerOptions, ProducerOptions
 from streamkit.errors import UsageError
-from streamkit.timeutil import parse_duration, parse_time
+from streamkit.timeutil import format_ms, parse_duration, parse_time, time_note
 from streamkit.uri import StreamUri, parse_stream_uri
 
 __all__ = [
@@ -63,16 +64,24 @@ class _DurationType(click.ParamType):  # type: ignore[type-arg]
             self.fail(str(error), param, ctx)
 
 
+_TIME_NOTES = "streamkit.time_notes"
+
+
 class _TimeType(click.ParamType):  # type: ignore[type-arg]
     name = "TIME"
 
     def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> int:
         if isinstance(value, int):
             return value
+        what = f"--{param.name}" if param is not None and param.name else "time"
         try:
-            return parse_time(str(value))
+            parsed = parse_time(str(value), what=what)
         except UsageError as error:
             self.fail(str(error), param, ctx)
+        note = time_note(str(value), what)
+        if note is not None and ctx is not None:  # printed under -v (consumer_options_from)
+            ctx.meta.setdefault(_TIME_NOTES, []).append(note)
+        return parsed
 
 
 class _OffsetType(click.ParamType):  # type: ignore[type-arg]
@@ -140,8 +149,9 @@ def consumer_options(function: F) -> F:
                 "--since",
                 type=TIME,
                 default=None,
-                help="Only messages with timestamp >= TIME (ISO-8601, unix seconds, "
-                "or relative like -10m).",
+                help="Only messages with timestamp >= TIME: ISO-8601 (2026-12-01, "
+                "2026-12-01T07:00:00+02:00; UTC when no zone), now, today, relative "
+                "(-10m) or epoch seconds (milliseconds from 10^11 on, as kcat).",
             ),
             click.option(
                 "--until",
@@ -216,6 +226,17 @@ def consumer_options(function: F) -> F:
 
 
 def consumer_options_from(values: dict[str, Any]) -> ConsumerOptions:
+    since, until = values.get("since"), values.get("until")
+    if since is not None and until is not None and until < since:
+        raise UsageError(
+            f"{format_ms(until)} is before --since {format_ms(since)} (UTC): "
+            "nothing could be selected",
+            "--until",
+        )
+    context = click.get_current_context(silent=True)
+    if context is not None and values.get("verbose"):
+        for note in context.meta.pop(_TIME_NOTES, []):
+            sys.stderr.write(f"streamkit: {note}\n")
     follow = values.get("follow")
     if values.get("stop_at_end"):
         if follow:
@@ -223,8 +244,8 @@ def consumer_options_from(values: dict[str, Any]) -> ConsumerOptions:
         follow = False
     return ConsumerOptions(
         offset=values.get("offset"),
-        since=values.get("since"),
-        until=values.get("until"),
+        since=since,
+        until=until,
         mode=values.get("mode") or "realtime",
         group=values.get("group"),
         follow=follow,

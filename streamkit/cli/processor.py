@@ -148,7 +148,7 @@ async def run_processor(values: dict[str, Any], pipeline: Pipeline | None = None
 
 _EXAMPLES = """
 \b
-Examples:
+Examples (mypkg and db stand for your own modules):
   streamkit clock --interval 0 --count 1000 | streamkit processor --func mypkg.enrich:handle
   streamkit processor --input kafka://127.0.0.1:9092/events --output stdio:///enriched \\
       --func mypkg.enrich:handle --workers 16 --ordered --partition-by user_id
@@ -163,8 +163,9 @@ Examples:
     "--input",
     "input_uri",
     type=URI,
-    required=True,
-    help="The stream to read, e.g. kafka://127.0.0.1:9092/events or stdio:///.",
+    default="stdio:///",
+    show_default=True,
+    help="The stream to read, e.g. kafka://127.0.0.1:9092/events (default: stdin, as relay).",
 )
 @click.option(
     "--output",
