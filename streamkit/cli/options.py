@@ -45,9 +45,20 @@ class _UriType(click.ParamType):  # type: ignore[type-arg]
         if isinstance(value, StreamUri):
             return value
         try:
-            return parse_stream_uri(str(value))
+            uri = parse_stream_uri(str(value))
         except UsageError as error:
             self.fail(str(error), param, ctx)
+        if uri.scheme == "memory":
+            # A command's memory broker dies with its process: an input would wait forever for
+            # a writer that cannot exist, an output would be dropped at exit.
+            option = param.opts[0] if param is not None and param.opts else "URI"
+            raise UsageError(  # one line, exit 2 (cli/main.py), like the commands' own checks
+                f"{uri.redacted()}: a memory broker lives inside one process, so no command "
+                "can share it with another; use it from Python (streamkit.connect('memory://"
+                "NAME'), docs/memory.md), or give a file, Redis or Kafka URI",
+                option,
+            )
+        return uri
 
 
 class _DurationType(click.ParamType):  # type: ignore[type-arg]

@@ -85,12 +85,19 @@ def build_pipeline(values: dict[str, Any]) -> Pipeline:
         dispatch, key = "partition", key_function(partition_by)
     elif batch is not None and batch.key is not None:
         dispatch, key = "partition", batch.key  # one key's batches in order, by one worker
+    policy = parse_policy(values.get("on_error") or "fail")
+    if policy.dead_letter is not None and policy.dead_letter.startswith("memory:"):
+        raise UsageError(
+            f"dead-letter:{policy.dead_letter}: a memory broker lives inside one process, so "
+            "the dead letters would be lost at exit; give a file, Redis or Kafka URI",
+            "--on-error",
+        )
     stage = Stage(
         handler,
         workers=workers,
         dispatch=dispatch,
         key=key,
-        on_error=parse_policy(values.get("on_error") or "fail"),
+        on_error=policy,
         batch=batch,
         name=name,
     )

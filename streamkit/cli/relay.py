@@ -50,7 +50,7 @@ Examples:
     default="stdio:///",
     show_default=True,
     help="Stream to read: stdio:///KEYS, file://PATH/KEYS, redis://HOST:PORT/KEYS, "
-    "kafka://HOST:PORT/TOPICS, memory://NAME/KEYS.",
+    "kafka://HOST:PORT/TOPICS.",
 )
 @click.option(
     "--output",

@@ -250,6 +250,7 @@ def test_on_error_dead_letter_to_a_file(handlers: Path, tmp_path: Path) -> None:
         ([], "exactly one of"),
         (["--func", "sk_handlers:nope"], "has no attribute 'nope'"),
         (["--func", "sk_handlers:upper", "--on-error", "explode"], "--on-error"),
+        (["--func", "sk_handlers:upper", "--on-error", "dead-letter:memory://t/d"], "memory"),
         (["--exec", "cat", "--batch-size", "3"], "batches need --func"),
         (["--func", "sk_handlers:upper", "--batch-by", "user"], "--batch-by needs"),
     ],

@@ -351,6 +351,24 @@ def test_bad_uri_or_option_exits_2_with_the_fix(args: list[str], expected: str) 
     no_traceback(done.stderr)
 
 
+@pytest.mark.parametrize(
+    ("args", "option"),
+    [
+        (["relay", "--input", "memory://x/a"], "--input"),
+        (["relay", "--output", "memory://x/a"], "--output"),
+        (["clock", "--count", "1", "--output", "memory:///a"], "--output"),
+        (["processor", "--exec", "cat", "--input", "memory://x/a"], "--input"),
+    ],
+)
+def test_memory_uris_are_refused_on_the_command_line(args: list[str], option: str) -> None:
+    """Issue 11 #10: --input memory:// hung, --output memory:// dropped everything."""
+    done = run(*args, stdin=b"[a] x\n")
+    assert done.returncode == 2 and done.stdout == b""
+    (line,) = lines(done.stderr)
+    assert line.startswith(f"streamkit {args[0]}: error: {option}: memory:")
+    assert "inside one process" in line and "streamkit.connect" in line
+
+
 def test_password_in_a_bad_uri_is_not_printed() -> None:
     done = run("relay", "--output", "redis://user:s3cr3t@host:6379")
     assert done.returncode == 2
