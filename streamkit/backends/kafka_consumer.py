@@ -371,6 +371,27 @@ class KafkaConsumer(Consumer):
             if batch:
                 return batch
 
+    def lag(self) -> int | None:
+        """Records between the positions and the ends of the assigned partitions, from the
+        watermarks librdkafka cached from its fetches (no request): for ``relay --stats``.
+        None while not known (nothing assigned or fetched yet)."""
+        client = self._client
+        if client is None or self._closed:
+            return None
+        try:
+            assigned = client.assignment()
+            if not assigned:
+                return None
+            total = 0
+            for tp in client.position(assigned):
+                low, high = client.get_watermark_offsets(tp, cached=True)
+                if high is None or high < 0:
+                    return None
+                total += max(0, high - (tp.offset if tp.offset >= 0 else low))
+            return total
+        except KafkaException:
+            return None
+
     def _recheck_topics(self) -> None:
         """After an outage: read any topic that came back with a new id from its first offset."""
         if self._topic_ids is None:

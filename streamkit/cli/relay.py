@@ -16,6 +16,7 @@ import click
 from streamkit.backends.base import ConnectOptions
 from streamkit.cli.notes import filtered_note
 from streamkit.cli.options import (
+    DURATION,
     URI,
     connect_options,
     connect_options_from,
@@ -25,6 +26,7 @@ from streamkit.cli.options import (
     producer_options_from,
 )
 from streamkit.cli.runner import Shutdown, run_async, tune_gc
+from streamkit.cli.stats import RelayStats
 from streamkit.connect import open_streamer
 from streamkit.errors import UsageError
 from streamkit.uri import StreamUri
@@ -70,6 +72,15 @@ Examples:
     default=1000,
     show_default=True,
     help="Most messages moved per read/write.",
+)
+@click.option(
+    "--stats",
+    type=DURATION,
+    is_flag=False,
+    flag_value="1s",
+    default=None,
+    metavar="[INTERVAL]",
+    help="Print rate, total and (Kafka) lag to stderr every INTERVAL (default 1s) and at exit.",
 )
 @consumer_options
 @producer_options
@@ -127,6 +138,11 @@ async def _relay(
             try:
                 producer = await sink.producer(output_key, producer_options)
                 shutdown.on_stop(consumer.stop)
+                stats_interval: float | None = values.get("stats")
+                stats = None
+                if stats_interval:
+                    stats = RelayStats(consumer, stats_interval)
+                    stats.start()
                 try:
                     if remaining != 0:
                         async for batch in consumer.batches(batch_size):
@@ -137,12 +153,16 @@ async def _relay(
                                 await producer.flush()
                                 await consumer.commit(batch)
                             relayed += len(batch)
+                            if stats is not None:
+                                stats.messages = relayed
                             if remaining is not None:
                                 remaining -= len(batch)
                                 if remaining == 0:
                                     break
                 finally:
                     await producer.close()
+                    if stats is not None:
+                        await stats.stop()
             finally:
                 await consumer.close()
                 note = filtered_note(consumer, input_uri)
