@@ -326,6 +326,7 @@ class StdioProducer(Producer):
         super().__init__(stream_key)
         self.writer = writer
         self.clock = clock
+        self._encode: Callable[[Sequence[Message], str | None], bytes]
         if options.output_format == "json":
             self._encode = encode_json_lines
         elif options.output_format == "line":
@@ -373,6 +374,10 @@ class StdioProducer(Producer):
             next_seq[key] = seq + 1
             out.append(Message(key, 0, seq, now, payload))
         return out
+
+    def use_encoder(self, encode: Callable[[Sequence[Message], str | None], bytes]) -> None:
+        """Write batches with ``encode`` instead of the --output-format's (relay's -f)."""
+        self._encode = encode
 
     async def flush(self) -> None:
         """Every batch is written by ``send_many`` itself; nothing is held back."""

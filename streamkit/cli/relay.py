@@ -14,6 +14,7 @@ from typing import Any
 import click
 
 from streamkit.backends.base import ConnectOptions
+from streamkit.backends.stdio import StdioProducer
 from streamkit.cli.notes import filtered_note
 from streamkit.cli.options import (
     DURATION,
@@ -29,6 +30,7 @@ from streamkit.cli.runner import Shutdown, run_async, tune_gc
 from streamkit.cli.stats import RelayStats
 from streamkit.connect import open_streamer
 from streamkit.errors import UsageError
+from streamkit.formats.template import Template
 from streamkit.uri import StreamUri
 
 __all__ = ["relay"]
@@ -41,6 +43,7 @@ Examples:
   streamkit relay --input redis://127.0.0.1:6379/orders \\
       --output kafka://127.0.0.1:9092/orders --offset start
   streamkit relay --input kafka://127.0.0.1:9092/events -e --output-format json
+  streamkit relay --input kafka://127.0.0.1:9092/events -e -f 'Key: %k, payload: %s\\n'
 """
 
 
@@ -74,6 +77,16 @@ Examples:
     help="Most messages moved per read/write.",
 )
 @click.option(
+    "-f",
+    "--format-template",
+    "template",
+    default=None,
+    metavar="TEMPLATE",
+    help="Print each message to stdout as TEMPLATE, kcat -f style: %s payload, %k key, "
+    "%t stream, %p shard, %o seq, %T timestamp (ms), %h headers, %{time} ISO time, "
+    "\\n \\t (docs/line-format.md).",
+)
+@click.option(
     "--stats",
     type=DURATION,
     is_flag=False,
@@ -95,6 +108,15 @@ def relay(**values: Any) -> int:
             "input and output are the same stream; relaying would loop", input_uri.redacted()
         )
     output_key = output_uri.key
+    if values.get("template") is not None:
+        if output_uri.scheme != "stdio":
+            raise UsageError(
+                f"a template formats stdout; it cannot apply to --output {output_uri.redacted()}",
+                "--format-template",
+            )
+        if values.get("output_format") not in (None, "line"):
+            raise UsageError("give either a template or --output-format json", "--format-template")
+        values["template"] = Template(values["template"])
     tune_gc()
     return run_async(lambda shutdown: _relay(values, input_uri, output_uri, output_key, shutdown))
 
@@ -137,6 +159,10 @@ async def _relay(
             consumer = await source.consumer(input_uri.keys, consumer_options)
             try:
                 producer = await sink.producer(output_key, producer_options)
+                template: Template | None = values.get("template")
+                if template is not None:
+                    assert isinstance(producer, StdioProducer)
+                    producer.use_encoder(template.encode)
                 shutdown.on_stop(consumer.stop)
                 stats_interval: float | None = values.get("stats")
                 stats = None
