@@ -153,6 +153,11 @@ class FileProducer(Producer):
                         f"(timestamp {item.timestamp})",
                         self._writer.path,
                     )
+                last = next_seq.get((key, shard))
+                if last is None:
+                    last = encoder.next_seq(key, shard) if (key, shard) in encoder.streams else 0
+                if seq < last:  # numbers that start again continue the stream's (as above)
+                    seq = last
                 next_seq[(key, shard)] = seq + 1
                 append((key, shard, seq, item.timestamp, item.payload))
                 continue

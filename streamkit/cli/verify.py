@@ -32,8 +32,7 @@ __all__ = ["Report", "verify", "verify_file"]
 @dataclass
 class _Stream:
     count: int = 0
-    first_seq: int = 0
-    last_seq: int = 0
+    min_seq: int = 0
     max_seq: int = 0
     max_ts: int = 0
     running: int = CRC16_INIT
@@ -70,7 +69,7 @@ class Report:
         out.append(f"streams: {len(self.streams)}")
         for (key, shard), s in sorted(self.streams.items()):
             out.append(
-                f"  {key} shard {shard}: {s.count} messages, seq {s.first_seq}..{s.last_seq}"
+                f"  {key} shard {shard}: {s.count} messages, seq {s.min_seq}..{s.max_seq}"
             )
         out.append(f"beacons: {self.beacons}")
         if self.eos_at is not None:
@@ -99,10 +98,10 @@ class _Checker:
                 s = streams.get((item.stream_key, item.shard_id))
                 if s is None:
                     s = streams[(item.stream_key, item.shard_id)] = _Stream(
-                        first_seq=item.seq, max_seq=item.seq, max_ts=ts
+                        min_seq=item.seq, max_seq=item.seq, max_ts=ts
                     )
                 s.count += 1
-                s.last_seq = item.seq
+                s.min_seq = min(s.min_seq, item.seq)
                 s.max_seq = max(s.max_seq, item.seq)
                 s.max_ts = max(s.max_ts, ts)
                 s.running = table[s.running ^ (crc16(item.payload) if item.payload else 0xFFFF)]

@@ -67,3 +67,48 @@ def test_append_over_a_really_torn_tail_still_resumes(tmp_path: Path) -> None:
     decoded = cli("decode", "t.ss", "--format", "ndjson", cwd=tmp_path)
     assert decoded.returncode == 0, decoded.stderr
     assert decoded.stdout.count(b'"stream_key":"t"') == 50  # 49 kept + the new one
+
+
+def test_appends_from_the_cli_continue_the_stream_seq(tmp_path: Path) -> None:
+    """Issue 11.5: 5 ticks, then two appends from stdin gave seq 0,1,2,3,4,0,0."""
+    made = cli(
+        "clock",
+        "--count",
+        "5",
+        "--interval",
+        "0",
+        "--stream",
+        "tick",
+        "--output",
+        "file://./t.ss/tick",
+        cwd=tmp_path,
+    )
+    assert made.returncode == 0, made.stderr
+    for stdin in (b"x\n", b"y\nz\n"):
+        done = cli("relay", "--output", "file://./t.ss/tick", stdin=stdin, cwd=tmp_path)
+        assert done.returncode == 0, done.stderr
+    decoded = cli("decode", "t.ss", "--stream", "tick", "--header-only", cwd=tmp_path)
+    seqs = [int(line.split(b" | ")[2]) for line in decoded.stdout.splitlines()[1:]]
+    assert seqs == [1, 2, 3, 4, 5, 6, 7, 8]
+    verified = cli("verify", "t.ss", cwd=tmp_path)
+    assert verified.returncode == 0, verified.stderr
+    assert b"  tick shard 0: 8 messages, seq 1..8\n" in verified.stdout
+    found = cli("relay", "--input", "file://./t.ss/tick", "--offset", "6", cwd=tmp_path)
+    assert [line.rsplit(b" ", 1)[1] for line in found.stdout.splitlines()] == [b"x", b"y", b"z"]
+
+
+def test_a_source_that_keeps_growing_seqs_keeps_them(tmp_path: Path) -> None:
+    lines = b"".join(b"[2026-11-23T07:00:00.000 | k | %d | 3] p%d\n" % (s, s) for s in (10, 20, 30))
+    for _ in range(2):  # the second relay repeats 10, 20, 30: those continue at 31
+        done = cli("relay", "--output", "file://./r.ss/", stdin=lines, cwd=tmp_path)
+        assert done.returncode == 0, done.stderr
+    decoded = cli("decode", "r.ss", "--stream", "k", cwd=tmp_path)
+    got = [line.split(b" | ")[2:] for line in decoded.stdout.splitlines()[1:]]
+    assert [(int(seq), rest) for seq, rest in got] == [
+        (10, b"3] p10"),
+        (20, b"3] p20"),
+        (30, b"3] p30"),
+        (31, b"3] p10"),
+        (32, b"3] p20"),
+        (33, b"3] p30"),
+    ]
