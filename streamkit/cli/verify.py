@@ -68,9 +68,7 @@ class Report:
             out.append(f"time range: {format_ms(self.first_ts)} .. {format_ms(self.last_ts)}")
         out.append(f"streams: {len(self.streams)}")
         for (key, shard), s in sorted(self.streams.items()):
-            out.append(
-                f"  {key} shard {shard}: {s.count} messages, seq {s.min_seq}..{s.max_seq}"
-            )
+            out.append(f"  {key} shard {shard}: {s.count} messages, seq {s.min_seq}..{s.max_seq}")
         out.append(f"beacons: {self.beacons}")
         if self.eos_at is not None:
             out.append(f"end: EOS at byte {self.eos_at}")
