@@ -23,6 +23,7 @@ from streamkit.backends.file_reader import SsFileReader
 from streamkit.errors import FileFormatError
 from streamkit.formats.crc16 import CRC16_INIT, crc16, word_table
 from streamkit.formats.ss import HEADER_SIZE, Beacon, FileHeader, Item, is_eos
+from streamkit.formats.ss_check import beacon_candidates, decodes_cleanly, with_interval
 from streamkit.message import Message
 from streamkit.timeutil import format_ms
 
@@ -54,6 +55,8 @@ class Report:
     streams: dict[tuple[str, int], _Stream] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
     damage: FileFormatError | None = None
+    header_damaged: bool = False
+    """The header disagrees with the file (its beacon interval): repair must not cut there."""
 
     def lines(self) -> list[str]:
         out = [f"file: {self.path} ({self.size} bytes)"]
@@ -169,9 +172,61 @@ def verify_file(path: str) -> Report:
             )
         if report.header is None:
             report.good_end = 0
+        elif report.damage is not None:
+            wrong = check_header_interval(path, report)
+            if wrong is not None:
+                report.damage = wrong
+                report.header_damaged = True
         return report
     finally:
         reader.close()
+
+
+_SCAN = 16 << 20
+"""How far past the first damage ``check_header_interval`` looks for the file's first beacon."""
+_TRIALS = 50
+
+
+def check_header_interval(path: str, report: Report) -> FileFormatError | None:
+    """Damage that is really a damaged header: the beacons sit at another interval.
+
+    A wrong interval in the header makes the decoder expect beacons where frames are (or frames
+    where beacons are), so the "damage" is at the first beacon offset, and a repair would cut
+    everything after it. The file's own first beacon gives its true interval: look for beacons
+    after the damage, and accept an interval when the file decodes cleanly past the damage
+    with it.
+    """
+    header, damage = report.header, report.damage
+    if header is None or damage is None or damage.offset is None:
+        return None
+    interval = header.beacon_interval
+    start = max(report.good_end, HEADER_SIZE)  # where the first damaged item starts
+    trials = 0
+    with open(path, "rb") as f:
+        head = f.read(HEADER_SIZE)
+        f.seek(start)
+        window = f.read(min(_SCAN, report.size - start))
+        for p, beacon in beacon_candidates(window, start, start):
+            if p == interval or p > report.size:
+                continue
+            trials += 1
+            if trials > _TRIALS:
+                break
+            end = min(report.size, max(p, start) + 2 * p + 65536)
+            f.seek(HEADER_SIZE)
+            data = with_interval(head, header, p) + f.read(end - HEADER_SIZE)
+            reached = decodes_cleanly(data, complete=end == report.size)
+            if reached > start and reached >= min(end, p + beacon.size):
+                field_at = 12 + len(header.file_name.encode("utf-8"))
+                return FileFormatError(
+                    f"the header says beacon interval {interval}, but the beacons in the file "
+                    f"are at {p} (the first at byte {p}; read with interval {p} the file "
+                    f"decodes cleanly past byte {start}, where the header's interval "
+                    "fails): the header is damaged",
+                    f"{path} at byte {field_at}",
+                    offset=field_at,
+                )
+    return None
 
 
 def _backup_path(path: str) -> str:
@@ -185,6 +240,13 @@ def _backup_path(path: str) -> str:
 
 def repair_file(report: Report) -> str:
     """Back up, then truncate to ``report.good_end``; returns the backup's path."""
+    if report.header_damaged and report.damage is not None:
+        raise FileFormatError(
+            f"{report.damage.what}; not repaired: cutting at the first damage would drop the "
+            f"good data after byte {report.good_end} (the file is unchanged; fix the header)",
+            report.damage.where,
+            offset=report.damage.offset,
+        )
     if report.header is None:
         raise FileFormatError(
             "the header is damaged: nothing to keep, so no repair (restore the file instead)",

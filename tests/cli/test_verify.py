@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
+import pytest
 from click.testing import CliRunner, Result
 
 from streamkit.cli.verify import verify
@@ -134,3 +135,35 @@ def test_garbage_header_cannot_be_repaired(tmp_path: Path) -> None:
     assert isinstance(result.exception, FileFormatError)
     assert "header" in str(result.exception)
     assert not (tmp_path / "g.ss.bak").exists()
+
+
+@pytest.mark.parametrize("wrong", [2048, 512, 1000])
+def test_a_damaged_header_interval_is_refused_by_repair(tmp_path: Path, wrong: int) -> None:
+    """Issue 15.5: a header interval changed from 1024 was "repaired" down to 9 messages."""
+    path = tmp_path / "h.ss"
+    data = bytearray(write_file(path, 2000, interval=1024))
+    at = 12 + len(b"h.ss")
+    data[at : at + 4] = wrong.to_bytes(4, "big")
+    path.write_bytes(bytes(data))
+    checked = run(str(path))
+    assert isinstance(checked.exception, FileFormatError) and checked.exception.exit_code == 3
+    assert checked.exception.offset == at
+    assert f"header says beacon interval {wrong}" in str(checked.exception)
+    assert "the beacons in the file are at 1024" in str(checked.exception)
+    repaired = run(str(path), "--repair")
+    assert isinstance(repaired.exception, FileFormatError)
+    assert repaired.exception.exit_code == 3
+    assert "not repaired" in str(repaired.exception)
+    assert path.read_bytes() == bytes(data)  # unchanged
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["h.ss"]  # no backup either
+
+
+def test_real_damage_in_a_file_with_beacons_is_still_repaired(tmp_path: Path) -> None:
+    path = tmp_path / "m.ss"
+    data = bytearray(write_file(path, 2000, interval=1024))
+    data[5000] ^= 0xFF
+    path.write_bytes(bytes(data))
+    result = run(str(path), "--repair")
+    assert result.exit_code == 0, result.output
+    assert "header" not in str(result.output).split("\n", 2)[2]
+    assert 0 < path.stat().st_size <= 5000
