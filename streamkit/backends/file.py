@@ -27,7 +27,7 @@ from streamkit.backends.base import (
 )
 from streamkit.backends.file_reader import SeekTarget, SsFileReader
 from streamkit.backends.file_writer import SsFileWriter
-from streamkit.errors import BackendError, EndOfStream, UsageError
+from streamkit.errors import BackendError, EndOfStream, FileFormatError, UsageError
 from streamkit.formats.ss import Item
 from streamkit.message import INTERNAL_KEY, MAX_U64, Message, now_ms, validate_stream_key
 from streamkit.uri import StreamUri
@@ -98,6 +98,19 @@ class FileStreamer(Streamer):
             writer, self._writer = self._writer, None
             self._writer_users = 0
             writer.close(eos=self._eos)
+
+
+def _refuse_a_torn_header(reader: SsFileReader) -> None:
+    """An empty file holds no messages; 1-127 bytes are a torn header (damage, as decode and
+    verify say), not an empty stream."""
+    size = reader.size()
+    if size:
+        raise FileFormatError(
+            f"file is {size} bytes long, too short for the 128-byte .ss header (a writer "
+            "crashed while creating it?)",
+            f"{reader.path} at byte 0",
+            offset=0,
+        )
 
 
 def _refuse_internal(key: str, where: str) -> None:
@@ -236,6 +249,8 @@ class FileConsumer(Consumer):
             self._done = True
         while not self._done:
             if not self._positioned and not self._position():
+                if not reader.follow:
+                    _refuse_a_torn_header(reader)
                 if not reader.follow or self._stopping:
                     break
                 await self._wait()

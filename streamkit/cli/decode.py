@@ -304,6 +304,8 @@ def decode_file(
     reader = _PipeSource(sys.stdin.buffer) if path == "-" else SsFileReader(path)
     try:
         header = reader.read_header()
+        if header is None and reader.size() == 0:
+            return 0  # an empty file: no header yet, no messages (docs/file-format.md)
         if header is None:
             raise FileFormatError(
                 f"file is {reader.size()} bytes long, too short for the 128-byte .ss header",

@@ -172,7 +172,14 @@ def test_damaged_file_prints_everything_before_the_damage(tmp_path: Path) -> Non
     assert [line.split(" | ")[2] for line in printed[1:]] == ["1", "2", "3", "4"]
 
 
-@pytest.mark.parametrize("content", [b"", b"Ss\x01"])
+def test_an_empty_file_prints_nothing(tmp_path: Path) -> None:
+    path = tmp_path / "empty.ss"
+    path.write_bytes(b"")
+    result = run(str(path))
+    assert result.exit_code == 0 and result.stdout_bytes == b""
+
+
+@pytest.mark.parametrize("content", [b"S", b"Ss\x01"])
 def test_too_short_files(tmp_path: Path, content: bytes) -> None:
     path = tmp_path / "short.ss"
     path.write_bytes(content)

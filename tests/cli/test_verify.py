@@ -40,6 +40,8 @@ def test_sample_summary() -> None:
     assert "messages: 27 (2279 payload bytes)" in out  # 2282 minus the EOS payload
     assert "time range: 2023-09-15T08:39:37.912 .. 2023-09-15T08:39:38.564" in out
     assert "  event shard 0: 22 messages, seq 1..22" in out
+    assert "streams: 3" in out  # file, breakpoint, event: not the EOS frame's internal stream
+    assert not [line for line in out if "SEA_STREAMER_INTERNAL" in line]
     assert "beacons: 0" in out and "end: EOS at byte 3425" in out
     assert out[-1] == "ok"
 
