@@ -112,3 +112,21 @@ def test_a_source_that_keeps_growing_seqs_keeps_them(tmp_path: Path) -> None:
         (32, b"3] p20"),
         (33, b"3] p30"),
     ]
+
+
+def test_no_eos_leaves_the_file_without_an_end_of_stream_frame(tmp_path: Path) -> None:
+    """Issue 11.7: docs/file-format.md documents --eos/--no-eos; relay refused --no-eos."""
+    eos = b"\x15SEA_STREAMER_INTERNAL"
+    done = cli("relay", "--output", "file://./n.ss/t", "--no-eos", stdin=b"a\nb\n", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert eos not in (tmp_path / "n.ss").read_bytes()
+    assert b"end: no EOS" in cli("verify", "n.ss", cwd=tmp_path).stdout
+    done = cli("relay", "--output", "file://./n.ss/t", "--eos", stdin=b"c\n", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert (tmp_path / "n.ss").read_bytes().count(eos) == 1
+    done = cli("clock", "--count", "2", "--output", "file://./n.ss/t", "--no-eos", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert eos not in (tmp_path / "n.ss").read_bytes()  # the EOS was overwritten, none added
+    decoded = cli("decode", "n.ss", "--stream", "t", "--format", "ndjson", cwd=tmp_path)
+    assert [line.count(b'"sequence"') for line in decoded.stdout.splitlines()] == [1] * 5
+    assert b"--no-eos" in cli("relay", "-h").stdout
