@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -169,3 +171,18 @@ def test_real_damage_in_a_file_with_beacons_is_still_repaired(tmp_path: Path) ->
     assert result.exit_code == 0, result.output
     assert "header" not in str(result.output).split("\n", 2)[2]
     assert 0 < path.stat().st_size <= 5000
+
+
+def test_bin_verify_runs_from_the_checkout() -> None:
+    """Issue 11.11: bin/ had clock, relay, processor and decode but no verify."""
+    root = Path(__file__).resolve().parents[2]
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    done = subprocess.run(
+        [str(root / "bin" / "verify"), SAMPLE],
+        capture_output=True,
+        env=env,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines()[-1] == b"ok"
