@@ -25,7 +25,7 @@ from typing import Any, BinaryIO
 
 import click
 
-from streamkit.backends.file_reader import SeekTarget, SsFileReader
+from streamkit.backends.file_reader import SeekTarget, SsFileReader, ss_path
 from streamkit.cli.runner import silence_stdout
 from streamkit.errors import FileFormatError, UsageError
 from streamkit.formats.line import is_utf8
@@ -382,7 +382,7 @@ Examples:
 
 
 @click.command(epilog=_EXAMPLES)
-@click.argument("file", type=click.Path(dir_okay=False, allow_dash=True))
+@click.argument("file")
 @click.option(
     "--format",
     "fmt",
@@ -419,7 +419,9 @@ def decode(
     until: str | None,
     binary: str,
 ) -> None:
-    """Print a .ss file (SeaStreamer's format; - reads stdin) as log lines or ndjson."""
+    """Print a .ss file (SeaStreamer's format; a path, file://PATH, or - for stdin) as log
+    lines or ndjson."""
+    file = ss_path(file, "decode")
     keys = tuple(
         validate_stream_key(k.strip(), where="--stream")
         for text in streams

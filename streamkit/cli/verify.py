@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 
 import click
 
-from streamkit.backends.file_reader import SsFileReader
+from streamkit.backends.file_reader import SsFileReader, ss_path
 from streamkit.errors import FileFormatError
 from streamkit.formats.crc16 import CRC16_INIT, crc16, word_table
 from streamkit.formats.ss import HEADER_SIZE, Beacon, FileHeader, Item, is_eos
@@ -80,7 +80,8 @@ class Report:
             out.append(f"end: EOS at byte {self.eos_at}")
         elif self.damage is None and self.size:
             out.append("end: no EOS (the writer has not closed the file cleanly, or still writes)")
-        out.extend(f"warning: {w}" for w in self.warnings)
+        if self.warnings:
+            out.append(f"warnings: {len(self.warnings)} (on stderr)")
         out.append("damaged" if self.damage is not None else "ok")
         return out
 
@@ -271,24 +272,30 @@ Examples:
 
 
 @click.command(epilog=_EXAMPLES)
-@click.argument("file", type=click.Path(dir_okay=False))
+@click.argument("file")
 @click.option(
     "--repair",
     is_flag=True,
     help="Cut a damaged or half-written tail off after the last good message (keeps FILE.bak).",
 )
 def verify(file: str, repair: bool) -> None:
-    """Check every frame, beacon and checksum of a .ss file; exit 3 if it is damaged."""
-    report = verify_file(file)
+    """Check every frame, beacon and checksum of a .ss file; exit 3 if it is damaged.
+
+    FILE is a path or a file:// URI. The summary goes to stdout; warnings (what the checksums
+    do not cover) go to stderr, each with its byte offset.
+    """
+    report = verify_file(ss_path(file, "verify"))
     for line in report.lines():
         click.echo(line)
+    for warning in report.warnings:
+        click.echo(f"streamkit verify: warning: {warning}", err=True)
     if report.damage is None:
         if repair:
             click.echo("nothing to repair")
         return
     if not repair:
         raise report.damage
-    click.echo(f"damage: {report.damage}")
+    click.echo(f"streamkit verify: damage: {report.damage}", err=True)
     backup = repair_file(report)
     click.echo(
         f"repaired: backup written to {backup}; truncated from {report.size} to "

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -79,7 +80,10 @@ def test_a_wrong_marker_is_a_warning(tmp_path: Path) -> None:
     path.write_bytes(bytes(data))
     result = run(str(path))
     assert result.exit_code == 0, result.output
-    assert "warning: beacon 1 at byte 1024: marker for k:0" in result.output
+    # Diagnostics go to stderr (issue 15.7); the summary on stdout counts them.
+    assert "warning: beacon 1 at byte 1024: marker for k:0" in result.stderr
+    assert "beacon 1 at byte 1024" not in result.stdout
+    assert "warnings: 1 (on stderr)" in result.stdout
 
 
 def test_repair_cuts_a_half_written_tail_and_the_file_appends_again(tmp_path: Path) -> None:
@@ -186,3 +190,29 @@ def test_bin_verify_runs_from_the_checkout() -> None:
     )
     assert done.returncode == 0, done.stderr
     assert done.stdout.splitlines()[-1] == b"ok"
+
+
+@pytest.mark.parametrize("command", ["decode", "verify"])
+@pytest.mark.parametrize("scheme", ["redis", "rediss", "kafka"])
+def test_a_stream_uri_with_a_password_is_refused_without_echoing_it(
+    command: str, scheme: str
+) -> None:
+    """Issue 15.7: decode/verify given redis://user:secretpw@... printed the password."""
+    root = Path(__file__).resolve().parents[2]
+    done = subprocess.run(
+        [sys.executable, "-m", "streamkit.cli.main", command,
+         f"{scheme}://user:secretpw@127.0.0.1:1/x"],
+        capture_output=True, env={**os.environ, "PYTHONPATH": str(root)}, timeout=60, check=False,
+    )  # fmt: skip
+    assert done.returncode == 2
+    assert b"secretpw" not in done.stdout + done.stderr
+    assert f"{scheme}://user:***@127.0.0.1:1/x".encode() in done.stderr
+    assert done.stderr.count(b"\n") == 1
+
+
+def test_a_file_uri_names_the_file(tmp_path: Path) -> None:
+    path = tmp_path / "u.ss"
+    write_file(path, 3)
+    result = run(f"file://{path}/")
+    assert result.exit_code == 0, result.output
+    assert f"file: {path} (" in result.stdout
