@@ -13,6 +13,7 @@ written first.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 from dataclasses import dataclass, field
@@ -20,7 +21,7 @@ from dataclasses import dataclass, field
 import click
 
 from streamkit.backends.file_reader import SsFileReader, ss_path
-from streamkit.errors import FileFormatError
+from streamkit.errors import BackendError, FileFormatError
 from streamkit.formats.crc16 import CRC16_INIT, crc16, word_table
 from streamkit.formats.ss import HEADER_SIZE, Beacon, FileHeader, Item, is_eos
 from streamkit.formats.ss_check import beacon_candidates, decodes_cleanly, with_interval
@@ -239,6 +240,39 @@ def _backup_path(path: str) -> str:
     return candidate
 
 
+def _write_backup(path: str, backup: str, size: int) -> None:
+    """Copy ``path`` to ``backup`` and make the copy durable, or fail having changed nothing.
+
+    Free space is checked first (a copy that fills the disk helps no one); a copy that fails
+    anyway (ENOSPC, EFBIG under a file-size limit, EIO) is removed again, so no empty or partial
+    ``.bak`` is left behind to be mistaken for a backup. The original is only cut after this.
+    """
+    directory = os.path.dirname(os.path.abspath(backup))
+    try:
+        stat = os.statvfs(directory)
+        free: int | None = stat.f_bavail * stat.f_frsize
+    except OSError:
+        free = None
+    if free is not None and free < size:
+        raise BackendError(
+            f"not repaired: the backup copy needs {size} bytes and {directory} has {free} free "
+            "(nothing was changed; free some space, or repair a copy on another disk)",
+            path,
+        )
+    try:
+        shutil.copyfile(path, backup)
+        with open(backup, "rb") as f:
+            os.fsync(f.fileno())
+    except OSError as exc:
+        with contextlib.suppress(OSError):
+            os.remove(backup)
+        raise BackendError(
+            f"not repaired: writing the backup {backup} failed ({exc.strerror}); the partial "
+            "copy was removed and nothing was changed",
+            path,
+        ) from None
+
+
 def repair_file(report: Report) -> str:
     """Back up, then truncate to ``report.good_end``; returns the backup's path."""
     if report.header_damaged and report.damage is not None:
@@ -255,7 +289,7 @@ def repair_file(report: Report) -> str:
             offset=0,
         )
     backup = _backup_path(report.path)
-    shutil.copyfile(report.path, backup)
+    _write_backup(report.path, backup, report.size)
     with open(report.path, "r+b") as f:
         f.truncate(report.good_end)
         f.flush()
@@ -295,8 +329,8 @@ def verify(file: str, repair: bool) -> None:
         return
     if not repair:
         raise report.damage
+    backup = repair_file(report)  # a failure is the one error line (the summary said "damaged")
     click.echo(f"streamkit verify: damage: {report.damage}", err=True)
-    backup = repair_file(report)
     click.echo(
         f"repaired: backup written to {backup}; truncated from {report.size} to "
         f"{report.good_end} bytes ({report.size - report.good_end} dropped)"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import resource
 import subprocess
 import sys
 from pathlib import Path
@@ -216,3 +217,64 @@ def test_a_file_uri_names_the_file(tmp_path: Path) -> None:
     result = run(f"file://{path}/")
     assert result.exit_code == 0, result.output
     assert f"file: {path} (" in result.stdout
+
+
+def repair_in_subprocess(
+    path: Path, limit: int | None = None
+) -> subprocess.CompletedProcess[bytes]:
+    root = Path(__file__).resolve().parents[2]
+
+    def cap() -> None:
+        if limit is not None:
+            resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+
+    return subprocess.run(
+        [sys.executable, "-m", "streamkit.cli.main", "verify", str(path), "--repair"],
+        capture_output=True, env={**os.environ, "PYTHONPATH": str(root)}, timeout=60,
+        check=False, preexec_fn=cap,
+    )  # fmt: skip
+
+
+def damaged_copy(path: Path, count: int = 3000) -> bytes:
+    data = write_file(path, count, eos=False)[:-10]  # a crashed writer's torn last frame
+    path.write_bytes(data)
+    return data
+
+
+def test_a_backup_that_cannot_be_written_leaves_nothing_behind(tmp_path: Path) -> None:
+    """Issue 15.6: a full disk gave a traceback and a 0-byte .bak. Here the copy fails with EFBIG
+    (a file-size limit below the file's size); ENOSPC takes the same path."""
+    path = tmp_path / "f.ss"
+    data = damaged_copy(path)
+    done = repair_in_subprocess(path, limit=len(data) // 3)
+    assert done.returncode == 1, done.stderr
+    error = done.stderr.decode()
+    assert error.count("\n") == 1 and "Traceback" not in error
+    assert "not repaired: writing the backup" in error and "File too large" in error
+    assert path.read_bytes() == data
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["f.ss"]  # no partial .bak
+
+
+def test_repair_checks_the_free_space_first(tmp_path: Path) -> None:
+    """On a small tmpfs (needs root to mount; otherwise the same refusal is reached through a
+    file-size limit) the repair refuses before writing anything."""
+    small = tmp_path / "small"
+    small.mkdir()
+    mounted = os.geteuid() == 0 and (
+        subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(small)],
+                       capture_output=True, check=False).returncode == 0
+    )  # fmt: skip
+    try:
+        path = small / "f.ss"
+        data = damaged_copy(path, 1200)  # ~46 KB: fits once, not twice
+        done = repair_in_subprocess(path, limit=None if mounted else 4096)
+        assert done.returncode == 1, done.stderr
+        assert done.stderr.count(b"\n") == 1
+        if mounted:
+            assert b"not repaired: the backup copy needs" in done.stderr
+            assert b"free (nothing was changed" in done.stderr
+        assert path.read_bytes() == data
+        assert sorted(p.name for p in small.iterdir()) == ["f.ss"]
+    finally:
+        if mounted:
+            subprocess.run(["umount", str(small)], check=True)
