@@ -27,7 +27,7 @@ from streamkit.backends.base import (
 )
 from streamkit.backends.file_reader import SeekTarget, SsFileReader
 from streamkit.backends.file_writer import SsFileWriter
-from streamkit.errors import BackendError, EndOfStream, UsageError
+from streamkit.errors import BackendError, EndOfStream, FileFormatError, UsageError
 from streamkit.formats.ss import Item
 from streamkit.message import INTERNAL_KEY, MAX_U64, Message, now_ms, validate_stream_key
 from streamkit.uri import StreamUri
@@ -100,6 +100,19 @@ class FileStreamer(Streamer):
             writer.close(eos=self._eos)
 
 
+def _refuse_a_torn_header(reader: SsFileReader) -> None:
+    """An empty file holds no messages; 1-127 bytes are a torn header (damage, as decode and
+    verify say), not an empty stream."""
+    size = reader.size()
+    if size:
+        raise FileFormatError(
+            f"file is {size} bytes long, too short for the 128-byte .ss header (a writer "
+            "crashed while creating it?)",
+            f"{reader.path} at byte 0",
+            offset=0,
+        )
+
+
 def _refuse_internal(key: str, where: str) -> None:
     if key == INTERNAL_KEY:
         raise UsageError(f"{INTERNAL_KEY} is reserved for end-of-stream frames", where)
@@ -153,6 +166,11 @@ class FileProducer(Producer):
                         f"(timestamp {item.timestamp})",
                         self._writer.path,
                     )
+                last = next_seq.get((key, shard))
+                if last is None:
+                    last = encoder.next_seq(key, shard) if (key, shard) in encoder.streams else 0
+                if seq < last:  # numbers that start again continue the stream's (as above)
+                    seq = last
                 next_seq[(key, shard)] = seq + 1
                 append((key, shard, seq, item.timestamp, item.payload))
                 continue
@@ -233,6 +251,8 @@ class FileConsumer(Consumer):
             self._done = True
         while not self._done:
             if not self._positioned and not self._position():
+                if not reader.follow:
+                    _refuse_a_torn_header(reader)
                 if not reader.follow or self._stopping:
                     break
                 await self._wait()

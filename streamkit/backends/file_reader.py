@@ -27,8 +27,9 @@ from streamkit.formats.ss import (
     parse_beacon,
 )
 from streamkit.message import INTERNAL_KEY
+from streamkit.uri import _redact_text, parse_stream_uri
 
-__all__ = ["DIRECTORY_HINT", "READ_CHUNK", "SeekTarget", "SsFileReader"]
+__all__ = ["DIRECTORY_HINT", "READ_CHUNK", "SeekTarget", "SsFileReader", "ss_path"]
 
 READ_CHUNK = 1 << 20
 
@@ -311,6 +312,25 @@ class SsFileReader:
             self._fed += len(chunk)
             decoder.feed(chunk)
         return []
+
+
+def ss_path(text: str, command: str) -> str:
+    """The file a ``decode``/``verify`` argument names: a path, or a ``file://`` URI's path.
+
+    Any other URI is refused with its password hidden: these commands read files, and a
+    ``redis://user:secret@host`` given by mistake must not be echoed back (nor looked up as a
+    file name, which would print it in "no such file").
+    """
+    if "://" not in text:
+        return text
+    scheme = text.partition("://")[0].lower()
+    if scheme == "file":
+        return parse_stream_uri(text).path
+    raise UsageError(
+        f"{command} reads .ss files (a path or file://PATH), not {scheme}:// streams; "
+        f"to read this one: streamkit relay --input {_redact_text(text)} -e",
+        "FILE",
+    )
 
 
 def scan(path: str, on_items: Callable[[list[Item]], None]) -> SsFileReader:

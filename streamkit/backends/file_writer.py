@@ -16,6 +16,9 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Sequence
+from dataclasses import replace
+from itertools import islice
+from operator import attrgetter, lt
 
 from streamkit.backends.file_reader import DIRECTORY_HINT
 from streamkit.errors import BackendError, FileFormatError, UsageError
@@ -34,6 +37,9 @@ from streamkit.message import Message, now_ms
 __all__ = ["SsFileWriter", "rebuild_state"]
 
 log = logging.getLogger("streamkit.file")
+_shard_of = attrgetter("shard_id")
+_stream_key_of = attrgetter("stream_key")
+_seq_of = attrgetter("seq")
 
 
 class _StateBuilder:
@@ -176,11 +182,50 @@ class SsFileWriter:
         self._raise_failed()
 
     def write_messages(self, messages: Sequence[Message], key: str | None) -> None:
-        """Messages keep seq, shard and timestamp; ``key`` (if given) replaces their keys."""
+        """Messages keep seq, shard and timestamp; ``key`` (if given) replaces their keys.
+
+        A seq that does not grow on its stream is continued instead (``continue_seqs``).
+        """
         if self.closed:
             raise BackendError("the file producer is closed", self.path)
-        self._write(self.encoder.encode_messages(messages, key))
+        batch = self.continue_seqs(messages, key)
+        self._write(self.encoder.encode_messages(batch, key))
         self._raise_failed()
+
+    def continue_seqs(self, messages: Sequence[Message], key: str | None) -> Sequence[Message]:
+        """``messages`` with every seq that is not above its stream's last one renumbered.
+
+        Sequence numbers in a file grow per (key, shard), so ``--offset N`` and the beacons'
+        markers find every message: a source whose numbers start again (a new stdin counts from
+        0, the same stream relayed twice) continues from what the file holds. The common case --
+        one stream, increasing, above the file's last seq -- is checked at C speed and returns
+        ``messages`` unchanged.
+        """
+        streams = self.encoder.streams
+        first = messages[0]
+        if len(set(map(_shard_of, messages))) == 1 and (
+            key is not None or len(set(map(_stream_key_of, messages))) == 1
+        ):
+            state = streams.get((key or first.stream_key, first.shard_id))
+            seqs = list(map(_seq_of, messages))
+            if (state is None or seqs[0] > state.seq) and (
+                seqs == list(range(seqs[0], seqs[0] + len(seqs)))  # the usual case, cheapest
+                or all(map(lt, seqs, islice(seqs, 1, None)))
+            ):
+                return messages
+        out: list[Message] = []
+        last_of: dict[tuple[str, int], int] = {}
+        for message in messages:
+            stream = (key or message.stream_key, message.shard_id)
+            last = last_of.get(stream)
+            if last is None:
+                state = streams.get(stream)
+                last = state.seq if state is not None else -1
+            if message.seq <= last:
+                message = replace(message, seq=last + 1)
+            last_of[stream] = message.seq
+            out.append(message)
+        return out
 
     def _raise_failed(self) -> None:
         if self.encoder.failed is not None:

@@ -1,9 +1,11 @@
-"""``streamkit decode FILE``: a ``.ss`` file as log lines or ndjson, like SeaStreamer's ss-decode.
+"""``streamkit decode FILE``: a ``.ss`` file as log lines, strict NDJSON, or ss-decode's ndjson.
 
-The output matches ss-decode's line for line (scripts written for one work with the other), with
-streamkit's fixed three-digit millisecond timestamps (DESIGN §6). Beacons print where ss-decode
-prints them: after the message they interrupt, or, for a beacon between two messages, after the
-message that follows it.
+``log`` and ``ss-ndjson`` match SeaStreamer's ss-decode line for line (scripts written for one
+work with the other), with streamkit's fixed three-digit millisecond timestamps (DESIGN §6).
+Beacons print where ss-decode prints them: after the message they interrupt, or, for a beacon
+between two messages, after the message that follows it. ``ndjson`` is strict NDJSON -- the same
+message objects and nothing else (ss-decode's ``/* */`` comment lines and its EOS line stop
+``jq``), which is what a user piping into an NDJSON reader expects.
 
 The ``log`` path is the fast one: lines are built as bytes with one ``%`` format each, timestamps
 come from a per-second cache, UTF-8 is checked once per batch (an all-ASCII batch needs no
@@ -23,7 +25,7 @@ from typing import Any, BinaryIO
 
 import click
 
-from streamkit.backends.file_reader import SeekTarget, SsFileReader
+from streamkit.backends.file_reader import SeekTarget, SsFileReader, ss_path
 from streamkit.cli.runner import silence_stdout
 from streamkit.errors import FileFormatError, UsageError
 from streamkit.formats.line import is_utf8
@@ -114,9 +116,15 @@ class _Raw(str):
 
 
 class _Printer:
-    def __init__(self, out: BinaryIO, fmt: str, header_only: bool, binary: str) -> None:
+    def __init__(
+        self, out: BinaryIO, fmt: str, header_only: bool, binary: str, internal: bool = False
+    ) -> None:
         self.out = out
         self.fmt = fmt
+        self.strict = fmt == "ndjson"
+        """Strict NDJSON: message objects only -- no header, beacon or EOS lines."""
+        self.internal = internal
+        """The internal stream was asked for by name (--stream): its frames print."""
         self.header_only = header_only
         self.binary = binary
         self.times = _Times()
@@ -124,6 +132,8 @@ class _Printer:
         self.keyparts: dict[str, bytes] = {}
 
     def header(self, header: FileHeader) -> None:
+        if self.strict:
+            return
         text = _header_json(header)
         line = f"# {text}\n" if self.fmt == "log" else f"/* {text} */\n"
         self.out.write(line.encode("utf-8"))
@@ -164,6 +174,13 @@ class _Printer:
         return selected
 
     def _render(self, selected: list[Message | Beacon]) -> bytes:
+        if self.strict:
+            internal = self.internal
+            return b"".join(
+                self._json_line(item)
+                for item in selected
+                if isinstance(item, Message) and (internal or item.stream_key != INTERNAL_KEY)
+            )
         if self.fmt != "log":
             return b"".join(
                 self._json_line(item) if isinstance(item, Message) else self._beacon_line(item)
@@ -287,13 +304,15 @@ def decode_file(
     reader = _PipeSource(sys.stdin.buffer) if path == "-" else SsFileReader(path)
     try:
         header = reader.read_header()
+        if header is None and reader.size() == 0:
+            return 0  # an empty file: no header yet, no messages (docs/file-format.md)
         if header is None:
             raise FileFormatError(
                 f"file is {reader.size()} bytes long, too short for the 128-byte .ss header",
                 f"{path} at byte 0",
                 offset=0,
             )
-        printer = _Printer(out, fmt, header_only, binary)
+        printer = _Printer(out, fmt, header_only, binary, INTERNAL_KEY in streams)
         printer.header(header)
         keys = frozenset(streams) if streams else None
         if since is not None and isinstance(reader, SsFileReader):
@@ -356,20 +375,23 @@ _EXAMPLES = """
 Examples:
   streamkit decode ticks.ss
   streamkit decode ticks.ss --format ndjson | jq .payload.tick
+  streamkit decode ticks.ss --format ss-ndjson   # ss-decode's ndjson, /* comment */ lines too
   streamkit decode ticks.ss --stream tick --since 2026-11-23T07:00:02 --until -1m
   streamkit decode ticks.ss --header-only --binary hex
 """
 
 
 @click.command(epilog=_EXAMPLES)
-@click.argument("file", type=click.Path(dir_okay=False, allow_dash=True))
+@click.argument("file")
 @click.option(
     "--format",
     "fmt",
-    type=click.Choice(["log", "ndjson"]),
+    type=click.Choice(["log", "ndjson", "ss-ndjson"]),
     default="log",
     show_default=True,
-    help="log: '# header', '[ts | key | seq | shard] payload' lines; ndjson: one JSON per message.",
+    help="log: '# header', '[ts | key | seq | shard] payload' lines; ndjson: strict NDJSON, one "
+    "JSON object per message and nothing else (jq reads it); ss-ndjson: SeaStreamer's ss-decode "
+    "ndjson, with its /* header */ and /* beacon */ comment lines and the EOS frame.",
 )
 @click.option("--header-only", is_flag=True, help="Print message headers without payloads.")
 @click.option(
@@ -397,7 +419,9 @@ def decode(
     until: str | None,
     binary: str,
 ) -> None:
-    """Print a .ss file (SeaStreamer's format; - reads stdin) as log lines or ndjson."""
+    """Print a .ss file (SeaStreamer's format; a path, file://PATH, or - for stdin) as log
+    lines or ndjson."""
+    file = ss_path(file, "decode")
     keys = tuple(
         validate_stream_key(k.strip(), where="--stream")
         for text in streams

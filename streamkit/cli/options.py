@@ -287,6 +287,14 @@ def producer_options(function: F) -> F:
                 help="File output: bytes between beacons in a new file (default 1048576).",
             ),
             click.option(
+                "--eos/--no-eos",
+                "end_with_eos",
+                default=True,
+                show_default=True,
+                help="File output: end the file with an end-of-stream frame on a clean close "
+                "(--no-eos leaves it open-ended, as a writer that will come back).",
+            ),
+            click.option(
                 "--maxlen",
                 type=click.IntRange(min=1),
                 default=None,
@@ -306,6 +314,7 @@ def producer_options(function: F) -> F:
 def producer_options_from(values: dict[str, Any]) -> ProducerOptions:
     return ProducerOptions(
         beacon_interval=values.get("beacon_interval"),
+        end_with_eos=values.get("end_with_eos", True),
         maxlen=values.get("maxlen"),
         partition_by=values.get("partition_by"),
         output_format=values.get("output_format") or "line",

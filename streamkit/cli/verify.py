@@ -13,17 +13,19 @@ written first.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 from dataclasses import dataclass, field
 
 import click
 
-from streamkit.backends.file_reader import SsFileReader
-from streamkit.errors import FileFormatError
+from streamkit.backends.file_reader import SsFileReader, ss_path
+from streamkit.errors import BackendError, FileFormatError
 from streamkit.formats.crc16 import CRC16_INIT, crc16, word_table
 from streamkit.formats.ss import HEADER_SIZE, Beacon, FileHeader, Item, is_eos
-from streamkit.message import Message
+from streamkit.formats.ss_check import beacon_candidates, decodes_cleanly, with_interval
+from streamkit.message import INTERNAL_KEY, Message
 from streamkit.timeutil import format_ms
 
 __all__ = ["Report", "verify", "verify_file"]
@@ -32,8 +34,7 @@ __all__ = ["Report", "verify", "verify_file"]
 @dataclass
 class _Stream:
     count: int = 0
-    first_seq: int = 0
-    last_seq: int = 0
+    min_seq: int = 0
     max_seq: int = 0
     max_ts: int = 0
     running: int = CRC16_INIT
@@ -55,6 +56,8 @@ class Report:
     streams: dict[tuple[str, int], _Stream] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
     damage: FileFormatError | None = None
+    header_damaged: bool = False
+    """The header disagrees with the file (its beacon interval): repair must not cut there."""
 
     def lines(self) -> list[str]:
         out = [f"file: {self.path} ({self.size} bytes)"]
@@ -67,17 +70,19 @@ class Report:
         out.append(f"messages: {self.messages} ({self.payload_bytes} payload bytes)")
         if self.first_ts is not None and self.last_ts is not None:
             out.append(f"time range: {format_ms(self.first_ts)} .. {format_ms(self.last_ts)}")
-        out.append(f"streams: {len(self.streams)}")
-        for (key, shard), s in sorted(self.streams.items()):
-            out.append(
-                f"  {key} shard {shard}: {s.count} messages, seq {s.first_seq}..{s.last_seq}"
-            )
+        if self.size == 0:
+            out.append("empty file: no header and no messages yet (an appender writes the header)")
+        streams = {ks: s for ks, s in self.streams.items() if ks[0] != INTERNAL_KEY}
+        out.append(f"streams: {len(streams)}")
+        for (key, shard), s in sorted(streams.items()):
+            out.append(f"  {key} shard {shard}: {s.count} messages, seq {s.min_seq}..{s.max_seq}")
         out.append(f"beacons: {self.beacons}")
         if self.eos_at is not None:
             out.append(f"end: EOS at byte {self.eos_at}")
-        elif self.damage is None:
+        elif self.damage is None and self.size:
             out.append("end: no EOS (the writer has not closed the file cleanly, or still writes)")
-        out.extend(f"warning: {w}" for w in self.warnings)
+        if self.warnings:
+            out.append(f"warnings: {len(self.warnings)} (on stderr)")
         out.append("damaged" if self.damage is not None else "ok")
         return out
 
@@ -99,10 +104,10 @@ class _Checker:
                 s = streams.get((item.stream_key, item.shard_id))
                 if s is None:
                     s = streams[(item.stream_key, item.shard_id)] = _Stream(
-                        first_seq=item.seq, max_seq=item.seq, max_ts=ts
+                        min_seq=item.seq, max_seq=item.seq, max_ts=ts
                     )
                 s.count += 1
-                s.last_seq = item.seq
+                s.min_seq = min(s.min_seq, item.seq)
                 s.max_seq = max(s.max_seq, item.seq)
                 s.max_ts = max(s.max_ts, ts)
                 s.running = table[s.running ^ (crc16(item.payload) if item.payload else 0xFFFF)]
@@ -144,10 +149,7 @@ def verify_file(path: str) -> Report:
     checker = _Checker(report)
     try:
         if reader.size() == 0:
-            report.damage = FileFormatError(
-                "empty file (no .ss header)", f"{path} at byte 0", offset=0
-            )
-            report.good_end = 0
+            report.good_end = 0  # an empty file: nothing to check (docs/file-format.md)
             return report
         while True:
             try:
@@ -172,9 +174,61 @@ def verify_file(path: str) -> Report:
             )
         if report.header is None:
             report.good_end = 0
+        elif report.damage is not None:
+            wrong = check_header_interval(path, report)
+            if wrong is not None:
+                report.damage = wrong
+                report.header_damaged = True
         return report
     finally:
         reader.close()
+
+
+_SCAN = 16 << 20
+"""How far past the first damage ``check_header_interval`` looks for the file's first beacon."""
+_TRIALS = 50
+
+
+def check_header_interval(path: str, report: Report) -> FileFormatError | None:
+    """Damage that is really a damaged header: the beacons sit at another interval.
+
+    A wrong interval in the header makes the decoder expect beacons where frames are (or frames
+    where beacons are), so the "damage" is at the first beacon offset, and a repair would cut
+    everything after it. The file's own first beacon gives its true interval: look for beacons
+    after the damage, and accept an interval when the file decodes cleanly past the damage
+    with it.
+    """
+    header, damage = report.header, report.damage
+    if header is None or damage is None or damage.offset is None:
+        return None
+    interval = header.beacon_interval
+    start = max(report.good_end, HEADER_SIZE)  # where the first damaged item starts
+    trials = 0
+    with open(path, "rb") as f:
+        head = f.read(HEADER_SIZE)
+        f.seek(start)
+        window = f.read(min(_SCAN, report.size - start))
+        for p, beacon in beacon_candidates(window, start, start):
+            if p == interval or p > report.size:
+                continue
+            trials += 1
+            if trials > _TRIALS:
+                break
+            end = min(report.size, max(p, start) + 2 * p + 65536)
+            f.seek(HEADER_SIZE)
+            data = with_interval(head, header, p) + f.read(end - HEADER_SIZE)
+            reached = decodes_cleanly(data, complete=end == report.size)
+            if reached > start and reached >= min(end, p + beacon.size):
+                field_at = 12 + len(header.file_name.encode("utf-8"))
+                return FileFormatError(
+                    f"the header says beacon interval {interval}, but the beacons in the file "
+                    f"are at {p} (the first at byte {p}; read with interval {p} the file "
+                    f"decodes cleanly past byte {start}, where the header's interval "
+                    "fails): the header is damaged",
+                    f"{path} at byte {field_at}",
+                    offset=field_at,
+                )
+    return None
 
 
 def _backup_path(path: str) -> str:
@@ -186,8 +240,48 @@ def _backup_path(path: str) -> str:
     return candidate
 
 
+def _write_backup(path: str, backup: str, size: int) -> None:
+    """Copy ``path`` to ``backup`` and make the copy durable, or fail having changed nothing.
+
+    Free space is checked first (a copy that fills the disk helps no one); a copy that fails
+    anyway (ENOSPC, EFBIG under a file-size limit, EIO) is removed again, so no empty or partial
+    ``.bak`` is left behind to be mistaken for a backup. The original is only cut after this.
+    """
+    directory = os.path.dirname(os.path.abspath(backup))
+    try:
+        stat = os.statvfs(directory)
+        free: int | None = stat.f_bavail * stat.f_frsize
+    except OSError:
+        free = None
+    if free is not None and free < size:
+        raise BackendError(
+            f"not repaired: the backup copy needs {size} bytes and {directory} has {free} free "
+            "(nothing was changed; free some space, or repair a copy on another disk)",
+            path,
+        )
+    try:
+        shutil.copyfile(path, backup)
+        with open(backup, "rb") as f:
+            os.fsync(f.fileno())
+    except OSError as exc:
+        with contextlib.suppress(OSError):
+            os.remove(backup)
+        raise BackendError(
+            f"not repaired: writing the backup {backup} failed ({exc.strerror}); the partial "
+            "copy was removed and nothing was changed",
+            path,
+        ) from None
+
+
 def repair_file(report: Report) -> str:
     """Back up, then truncate to ``report.good_end``; returns the backup's path."""
+    if report.header_damaged and report.damage is not None:
+        raise FileFormatError(
+            f"{report.damage.what}; not repaired: cutting at the first damage would drop the "
+            f"good data after byte {report.good_end} (the file is unchanged; fix the header)",
+            report.damage.where,
+            offset=report.damage.offset,
+        )
     if report.header is None:
         raise FileFormatError(
             "the header is damaged: nothing to keep, so no repair (restore the file instead)",
@@ -195,7 +289,7 @@ def repair_file(report: Report) -> str:
             offset=0,
         )
     backup = _backup_path(report.path)
-    shutil.copyfile(report.path, backup)
+    _write_backup(report.path, backup, report.size)
     with open(report.path, "r+b") as f:
         f.truncate(report.good_end)
         f.flush()
@@ -212,25 +306,31 @@ Examples:
 
 
 @click.command(epilog=_EXAMPLES)
-@click.argument("file", type=click.Path(dir_okay=False))
+@click.argument("file")
 @click.option(
     "--repair",
     is_flag=True,
     help="Cut a damaged or half-written tail off after the last good message (keeps FILE.bak).",
 )
 def verify(file: str, repair: bool) -> None:
-    """Check every frame, beacon and checksum of a .ss file; exit 3 if it is damaged."""
-    report = verify_file(file)
+    """Check every frame, beacon and checksum of a .ss file; exit 3 if it is damaged.
+
+    FILE is a path or a file:// URI. The summary goes to stdout; warnings (what the checksums
+    do not cover) go to stderr, each with its byte offset.
+    """
+    report = verify_file(ss_path(file, "verify"))
     for line in report.lines():
         click.echo(line)
+    for warning in report.warnings:
+        click.echo(f"streamkit verify: warning: {warning}", err=True)
     if report.damage is None:
         if repair:
             click.echo("nothing to repair")
         return
     if not repair:
         raise report.damage
-    click.echo(f"damage: {report.damage}")
-    backup = repair_file(report)
+    backup = repair_file(report)  # a failure is the one error line (the summary said "damaged")
+    click.echo(f"streamkit verify: damage: {report.damage}", err=True)
     click.echo(
         f"repaired: backup written to {backup}; truncated from {report.size} to "
         f"{report.good_end} bytes ({report.size - report.good_end} dropped)"

@@ -365,3 +365,32 @@ def test_no_follow_stops_where_the_file_ended_at_open_even_if_its_eos_is_overwri
 
     assert run(go()) == [b"a", b"b"]
     assert [m.payload for m in run(read(path))] == [b"a", b"b", b"c"]
+
+
+def test_messages_whose_seqs_start_again_continue_their_stream(tmp_path: Path) -> None:
+    path = tmp_path / "c.ss"
+    first = [Message("a", 0, s, 5, b"a%d" % s) for s in range(3)]
+    run(write(path, None, first))
+    mixed = [
+        Message("a", 0, 0, 6, b"again"),  # starts again: continues at 3
+        Message("b", 1, 7, 6, b"new stream keeps its seq"),
+        Message("a", 0, 9, 6, b"above: kept"),
+        Message("a", 0, 9, 6, b"repeat: 10"),
+        Message("b", 1, 7, 6, b"repeat: 8"),
+    ]
+    run(write(path, None, mixed))
+    run(write(path, "a", [b"plain payload"]))  # a payload gets the next number of its stream
+    assert [(m.stream_key, m.seq) for m in run(read(path))] == [
+        ("a", 0),
+        ("a", 1),
+        ("a", 2),
+        ("a", 3),
+        ("b", 7),
+        ("a", 9),
+        ("a", 10),
+        ("b", 8),
+        ("a", 11),
+    ]
+    # One-stream batches (the relay's fast path) continue too.
+    run(write(path, "a", [Message("x", 0, s, 7, b"fast") for s in range(20)]))
+    assert [m.seq for m in run(read(path, ("a",)))][-20:] == list(range(12, 32))

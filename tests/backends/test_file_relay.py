@@ -9,8 +9,11 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
 from streamkit.backends.base import ProducerOptions
 from streamkit.connect import connect
+from streamkit.formats.ss import encode_header
 
 ROOT = Path(__file__).resolve().parents[2]
 ENV = {**os.environ, "PYTHONPATH": str(ROOT)}
@@ -154,3 +157,27 @@ def test_a_file_uri_missing_its_key_slash_names_the_fix(tmp_path: Path) -> None:
     assert "file:///dir/name.ss/" in message
     assert "Traceback" not in message
     assert not (tmp_path / "x.ss").exists()
+
+
+@pytest.mark.parametrize(
+    ("content", "code"),
+    [(b"", 0), (b"Ss\x01\x04t.ss", 3), (None, 0)],  # empty, a torn header, a header alone
+)
+def test_relay_decode_and_verify_agree_on_empty_and_short_files(
+    tmp_path: Path, content: bytes | None, code: int
+) -> None:
+    """Issue 11.9: relay exited 0 where decode and verify called the same file damaged."""
+    path = tmp_path / "e.ss"
+    path.write_bytes(content if content is not None else encode_header("e.ss", 0, 1 << 20))
+    for args in (
+        ("relay", "--input", f"file://{path}/tick"),
+        ("decode", str(path)),
+        ("decode", str(path), "--format", "ndjson"),
+        ("verify", str(path)),
+    ):
+        done = cli(*args)
+        assert done.returncode == code, (args, done.stderr)
+        if code:
+            assert b"at byte 0: file is 8 bytes long, too short" in done.stderr
+    if content == b"":
+        assert b"empty file" in cli("verify", str(path)).stdout

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import re
+import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -47,8 +50,47 @@ def test_log_of_the_sample() -> None:
     assert keys.count("event") == 22 and keys.count("breakpoint") == 4
 
 
-def test_ndjson_of_the_sample() -> None:
-    out = lines(run(SAMPLE, "--format", "ndjson"))
+def test_ndjson_is_strict_one_message_object_per_line() -> None:
+    """Issue 11.1: `decode --format ndjson | jq` must read every line: no comment lines."""
+    result = run(SAMPLE, "--format", "ndjson")
+    assert result.exit_code == 0, result.output
+    out = lines(result)
+    assert len(out) == 27  # the 27 messages; no header, no EOS
+    docs = [json.loads(line) for line in out]
+    assert all(set(d) == {"header", "payload"} for d in docs)
+    assert INTERNAL_KEY not in {d["header"]["stream_key"] for d in docs}
+    # The same message objects as SeaStreamer's form, minus its comment lines and EOS.
+    ss = lines(run(SAMPLE, "--format", "ss-ndjson"))
+    assert out == [line for line in ss if not line.startswith("/*")][:-1]
+    # Asked for by name, the internal stream prints.
+    named = lines(run(SAMPLE, "--format", "ndjson", "--stream", INTERNAL_KEY))
+    assert [json.loads(line)["payload"] for line in named] == ["EOS"]
+
+
+def test_strict_ndjson_of_a_file_with_beacons_pipes_into_jq(tmp_path: Path) -> None:
+    path = tmp_path / "ticks.ss"
+    frames = [("tick", 0, i, 1_700_000_000_000 + i, b'{"tick": %d}' % i) for i in range(300)]
+    write_file(path, frames, 128)
+    result = run(str(path), "--format", "ndjson")
+    assert [json.loads(line)["payload"]["tick"] for line in lines(result)] == list(range(300))
+    if shutil.which("jq"):
+        jq = subprocess.run(
+            ["jq", ".payload.tick"], input=result.output.encode(), capture_output=True, check=True
+        )
+        assert jq.stdout.split() == [b"%d" % i for i in range(300)]
+
+
+def test_ss_ndjson_is_ss_decodes_output() -> None:
+    """``--format ss-ndjson`` is SeaStreamer's ndjson line for line (reference output stored
+    from its ss-decode; it trims the zeros of milliseconds, streamkit prints three digits)."""
+    reference = (Path(SAMPLE).parent / "sample-1.ss-decode.ndjson").read_text().splitlines()
+    ours = lines(run(SAMPLE, "--format", "ss-ndjson"))
+    trimmed = [re.sub(r'("timestamp":"[^"]+?)\.?0*"', r'\1"', line) for line in ours]
+    assert trimmed == reference
+
+
+def test_ss_ndjson_of_the_sample() -> None:
+    out = lines(run(SAMPLE, "--format", "ss-ndjson"))
     assert len(out) == 29
     assert out[0].startswith("/* {") and out[0].endswith("} */")
     docs = [json.loads(line) for line in out[1:]]
@@ -69,7 +111,7 @@ def test_header_only() -> None:
     out = lines(run(SAMPLE, "--header-only"))
     assert out[1] == "[2023-09-15T08:39:37.912 | file | 1 | 0]"
     ndjson = lines(run(SAMPLE, "--header-only", "--format", "ndjson"))
-    assert all(json.loads(line)["payload"] is None for line in ndjson[1:])
+    assert len(ndjson) == 27 and all(json.loads(line)["payload"] is None for line in ndjson)
 
 
 def test_stream_filter_and_time_window() -> None:
@@ -89,7 +131,7 @@ def test_binary_payloads(tmp_path: Path) -> None:
     assert out[2] == "[1970-01-01T00:00:00.000 | t | 1 | 0] é"
     assert lines(run(str(path), "--binary", "hex"))[1].endswith("] ff0001")
     assert lines(run(str(path), "--binary", "base64"))[1].endswith("] /wAB")
-    docs = [json.loads(line) for line in lines(run(str(path), "--format", "ndjson"))[1:3]]
+    docs = [json.loads(line) for line in lines(run(str(path), "--format", "ndjson"))[0:2]]
     assert docs[0]["payload"] == [255, 0, 1] and docs[1]["payload"] == "é"
 
 
@@ -113,7 +155,7 @@ def test_beacon_lines_follow_ss_decode_placement(tmp_path: Path) -> None:
     assert markers[0]["header"]["sequence"] == 1
     assert set(markers[0]) == {"header", "running_checksum"}
     assert json.loads(out[5][2:])[0]["header"]["sequence"] == 3
-    ndjson = lines(run(str(path), "--format", "ndjson"))
+    ndjson = lines(run(str(path), "--format", "ss-ndjson"))
     assert ndjson[3].startswith("/* [") and ndjson[3].endswith("] */")
 
 
@@ -130,7 +172,14 @@ def test_damaged_file_prints_everything_before_the_damage(tmp_path: Path) -> Non
     assert [line.split(" | ")[2] for line in printed[1:]] == ["1", "2", "3", "4"]
 
 
-@pytest.mark.parametrize("content", [b"", b"Ss\x01"])
+def test_an_empty_file_prints_nothing(tmp_path: Path) -> None:
+    path = tmp_path / "empty.ss"
+    path.write_bytes(b"")
+    result = run(str(path))
+    assert result.exit_code == 0 and result.stdout_bytes == b""
+
+
+@pytest.mark.parametrize("content", [b"S", b"Ss\x01"])
 def test_too_short_files(tmp_path: Path, content: bytes) -> None:
     path = tmp_path / "short.ss"
     path.write_bytes(content)
