@@ -221,6 +221,10 @@ class Consumer(abc.ABC):
     async def batches(self, max_messages: int = 1000) -> AsyncIterator[list[Message]]:
         """The fast path: ``async for batch in consumer.batches(1000)``."""
         while True:
+            # A consumer whose data is local (a file, a client library's queue) may never
+            # suspend, and a signal's stop() is a loop callback: yield once per batch so it
+            # runs, and reading ends within a batch of the signal.
+            await asyncio.sleep(0)
             if self._buffer:
                 batch = [
                     self._buffer.popleft() for _ in range(min(max_messages, len(self._buffer)))

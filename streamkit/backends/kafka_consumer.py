@@ -352,6 +352,10 @@ class KafkaConsumer(Consumer):
         client = self._client
         while True:
             if self._pending is None:
+                # librdkafka's local queue answers without ever suspending this task, so a
+                # relay with a backlog would never let the loop run a signal's stop(): yield
+                # once per batch (microseconds) so SIGTERM ends reading within one batch.
+                await asyncio.sleep(0)
                 if self._stopping or self._all_done():
                     raise EndOfStream
                 if self._suspect and time.monotonic() - self._last_check > 0.5:

@@ -130,6 +130,11 @@ class RedisConsumer(Consumer):
         self._closed = False
         self.claimed = 0
         """Entries taken over from other members (load-balanced failover)."""
+        self.wide_ids = 0
+        """Entries delivered whose id ``MS-N`` has N > 65535 (another client wrote more than
+        65,536 entries in one millisecond): their seq is ``MS << 16 | 65535`` (redis_ids)."""
+        self._wide: dict[tuple[str, int, int], collections.deque[tuple[str, bytes]]] = {}
+        """Groups: the real ids behind a clamped seq, in delivery order, for XACK."""
 
     # ----------------------------------------------------------------- start
 
@@ -411,15 +416,21 @@ class RedisConsumer(Consumer):
                 shard.position = _NEW  # own pending entries all re-read: now the new ones
                 continue
             stream_key, shard_id, end = shard.stream_key, shard.shard, shard.end
-            end_seq = _NO_LIMIT if end is None else (end[0] << 16) | end[1]
+            end_seq = _NO_LIMIT if end is None else (end[0] << 16) | min(end[1], MAX_SUB)
             until_ms = _NO_LIMIT if until is None else until
             last_id = shard.position
             for entry_id, fields in entries:
                 last_id = entry_id
                 ms_text, _, sub_text = entry_id.partition(b"-")
                 ms, sub = int(ms_text), int(sub_text)
-                if sub > MAX_SUB or ms >= _MAX_MS:
-                    parse_entry_id(entry_id, where)  # raises the DataError that explains it
+                wide = sub >= MAX_SUB or ms >= _MAX_MS
+                over = sub > MAX_SUB
+                if wide:
+                    parse_entry_id(entry_id, where)  # raises the DataError for ms >= 2^48
+                    if end is not None and (ms, sub) > end:
+                        shard.done = True
+                        break
+                    sub = MAX_SUB
                 seq = (ms << 16) | sub
                 if seq > end_seq or ms > until_ms:
                     shard.done = True
@@ -436,6 +447,13 @@ class RedisConsumer(Consumer):
                             self._skip_acks.append((shard.rkey, entry_id))
                         continue
                     payload = values[field_name]
+                if wide:
+                    self.wide_ids += over
+                    if self._grouped:
+                        # XACK needs the real id behind the shared seq: keep them in order
+                        self._wide.setdefault(
+                            (stream_key, shard_id, seq), collections.deque()
+                        ).append((shard.rkey, entry_id))
                 out.append(Message(stream_key, shard_id, seq, ms, payload))
             if not entries:
                 continue
@@ -533,7 +551,14 @@ class RedisConsumer(Consumer):
         for rkey, entry_id in self._skip_acks:
             by_key.setdefault(rkey, []).append(entry_id)
         self._skip_acks = []
+        wide = self._wide
         for message in messages:
+            if wide and message.seq & MAX_SUB == MAX_SUB:
+                real = wide.get((message.stream_key, message.shard_id, message.seq))
+                if real:
+                    rkey, entry_id = real.popleft()
+                    by_key.setdefault(rkey, []).append(entry_id)
+                    continue
             rkey = redis_key(message.stream_key, message.shard_id)
             by_key.setdefault(rkey, []).append(seq_to_id(message.seq))
             if message.shard_id == 0:
@@ -564,6 +589,12 @@ class RedisConsumer(Consumer):
         if self._skip_acks:
             with contextlib.suppress(Exception):
                 await self.commit(())
+        if self.wide_ids:
+            warn(
+                f"{self._where}: {self.wide_ids} entries had an id MS-N with N > 65535 (more "
+                "than 65,536 in one millisecond, written by another client); they were read "
+                "with sequence number MS<<16|65535, the last of their millisecond"
+            )
 
 
 def shard_node(topology: Topology, shard: _Shard) -> Node:

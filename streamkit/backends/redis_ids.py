@@ -3,6 +3,11 @@
 A stream key ``k`` lives in Redis key ``k`` (shard 0) and ``k:N`` (shard N). An entry id
 ``MS-N`` is the message's timestamp ``MS`` (milliseconds) and sequence number
 ``MS << 16 | N``; SeaStreamer packs it so, and streams written by either tool read the same.
+
+Redis allows ``N`` up to 2^64-1; other clients can write ``N`` > 65,535 (more than 65,536
+entries in one millisecond). Such an entry is read with the last sequence number of its
+millisecond, ``MS << 16 | 65535`` (``seq_of`` clamps): it keeps its place in the order, shares
+that number with its neighbours, and readers count it. streamkit's producer never writes one.
 """
 
 from __future__ import annotations
@@ -39,20 +44,22 @@ def split_redis_key(name: str) -> tuple[str, int] | None:
 
 
 def parse_entry_id(entry_id: bytes, where: str) -> tuple[int, int]:
-    """``b"1700000000000-3"`` → (1700000000000, 3), refusing ids that do not fit a seq."""
+    """``b"1700000000000-3"`` → (1700000000000, 3); a millisecond past 2^48 is refused (no
+    sequence number can hold it; that is 6,900 years after 1970)."""
     ms, _, sub = entry_id.partition(b"-")
     ms_value, sub_value = int(ms), int(sub)
-    if sub_value > MAX_SUB or ms_value >= 1 << 48:
+    if ms_value >= 1 << 48:
         raise DataError(
             f"entry id {entry_id.decode()} does not fit a 64-bit sequence number "
-            "(at most 65536 entries per millisecond)",
+            "(its millisecond is past 2^48)",
             where,
         )
     return ms_value, sub_value
 
 
 def seq_of(ms: int, sub: int) -> int:
-    return (ms << 16) | sub
+    """The sequence number of entry ``ms-sub``; ``sub`` > 65535 is read as 65535 (see above)."""
+    return (ms << 16) | (sub if sub <= MAX_SUB else MAX_SUB)
 
 
 def seq_to_id(seq: int) -> bytes:

@@ -2,10 +2,13 @@
 
 While Redis appends batch k, Python packs batch k+1; replies are read (and checked) one batch
 behind. A Message keeps its timestamp through the id ``<ms>-*`` as long as that does not go
-back in time on its stream; otherwise (an older timestamp, or a stream whose last id is ahead)
-the entry gets ``*`` — the server's clock — because Redis ids only grow. On a lost connection
-every batch not yet acknowledged is sent again after the reconnect (at-least-once: a batch the
-server applied just before the loss is stored twice).
+back in time on its stream; an older timestamp gets the millisecond of the stream's last id,
+because Redis ids only grow. A millisecond holds at most 65,536 entries in SeaStreamer's layout
+(``N`` is 16 bits of the sequence number), so the producer counts the entries it gives each
+millisecond and moves on to the next millisecond once one is full: it never writes an id that
+a reader must refuse or reinterpret. On a lost connection every batch not yet acknowledged is
+sent again after the reconnect (at-least-once: a batch the server applied just before the loss
+is stored twice).
 """
 
 from __future__ import annotations
@@ -17,8 +20,8 @@ from dataclasses import dataclass, field
 import hiredis
 
 from streamkit.backends.base import Payload, Producer
-from streamkit.backends.redis_ids import redis_key
-from streamkit.backends.redis_topology import Topology
+from streamkit.backends.redis_ids import MAX_SUB, redis_key
+from streamkit.backends.redis_topology import Topology, warn
 from streamkit.backends.redis_wire import (
     ConnectionLost,
     RedisConnection,
@@ -58,7 +61,8 @@ class RedisProducer(Producer):
         self._where = where
         self._pipes: dict[Node, _Pipe] = {}
         self._prefixes: dict[str, bytes] = {}
-        self._last_ms: dict[str, int] = {}
+        self._last_id: dict[str, tuple[int, int]] = {}
+        """Per Redis key: the last id written, as (ms, N) — N an upper bound when ``*`` chose."""
         self._orphans: list[Entry] = []
         self._stale_slots = False
         self._closed = False
@@ -66,6 +70,10 @@ class RedisProducer(Producer):
         """Entries the server confirmed (the receipts), duplicates after a reconnect included."""
         self.resent = 0
         """Entries sent again after a lost connection (possible duplicates)."""
+        self.later = 0
+        """Messages stored with a later millisecond than their timestamp: older than the
+        stream's last id, or their millisecond already held 65,536 entries."""
+        self._full_reported = False
 
     async def send_many(self, items: Sequence[Payload]) -> None:
         if self._closed:
@@ -82,35 +90,41 @@ class RedisProducer(Producer):
         out: list[Entry] = []
         append = out.append
         default_key = self.stream_key
-        last_ms = self._last_ms
+        last_id = self._last_id
         id_ms, id_bytes = -1, b""
         cached: tuple[str, int] | None = None
-        key, prefix, last = "", b"", 0
+        key, prefix, last, sub, later, full = "", b"", 0, 0, 0, False
         for item in items:
             if isinstance(item, Message):
                 where_to = (default_key or item.stream_key, item.shard_id)
                 if where_to != cached:
                     if cached is not None:
-                        last_ms[key] = last
+                        last_id[key] = (last, sub)
                     cached = where_to
                     key = redis_key(*where_to)
                     prefix = self._prefix(key)
-                    known = last_ms.get(key)
-                    last = await self._stream_last_ms(key) if known is None else known
+                    known = last_id.get(key)
+                    last, sub = await self._stream_last_id(key) if known is None else known
                 ts = item.timestamp
                 payload = item.payload
-                if ts >= last:
-                    last = ts
-                    if ts != id_ms:
-                        id_ms, id_bytes = ts, _ts_id(ts)
-                    command = b"%s%s$%d\r\n%s\r\n" % (prefix, id_bytes, len(payload), payload)
+                # The id is <ms>-* with ms = max(ts, the last id's ms): Redis ids only grow.
+                # Redis then picks N = the last N + 1 within that ms; past MAX_SUB, next ms.
+                if ts > last:
+                    last, sub = ts, 0
+                elif sub < MAX_SUB:
+                    sub += 1
+                    later += ts < last
                 else:
-                    last = max(last, now_ms())
-                    command = b"%s%s$%d\r\n%s\r\n" % (prefix, _AUTO_ID, len(payload), payload)
+                    last, sub = last + 1, 0
+                    later += 1
+                    full = True
+                if last != id_ms:
+                    id_ms, id_bytes = last, _ts_id(last)
+                command = b"%s%s$%d\r\n%s\r\n" % (prefix, id_bytes, len(payload), payload)
                 append((key, payload, command))
                 continue
             if cached is not None:
-                last_ms[key] = last
+                last_id[key] = (last, sub)
                 cached = None
             if default_key is None:
                 raise UsageError(
@@ -123,18 +137,36 @@ class RedisProducer(Producer):
                 payload = item.encode()
             else:
                 raise TypeError(f"cannot send {type(item).__name__}: give bytes, str or Message")
-            if default_key in last_ms:
-                last_ms[default_key] = max(last_ms[default_key], now_ms())
+            if default_key in last_id:
+                self._after_auto_id(default_key)
             append((default_key, payload, self._auto_command(default_key, payload)))
         if cached is not None:
-            last_ms[key] = last
+            last_id[key] = (last, sub)
+        if later:
+            self._report_later(later, full)
         return out
+
+    def _after_auto_id(self, key: str) -> None:
+        """Advance the known last id past an entry for which the server picks the id (``*``):
+        the server's clock, or the last id's millisecond when that is ahead."""
+        ms, sub = self._last_id[key]
+        now = now_ms()
+        self._last_id[key] = (now, 0) if now > ms else (ms, min(sub + 1, MAX_SUB))
+
+    def _report_later(self, later: int, full: bool) -> None:
+        if full and not self._full_reported and self._topology.verbose:
+            self._full_reported = True
+            warn(
+                f"{self._where}: more than 65,536 messages share a millisecond; the rest "
+                "get the next millisecond (a Redis id holds at most 65,536 per millisecond)"
+            )
+        self.later += later
 
     def _auto_command(self, key: str, payload: bytes) -> bytes:
         return b"%s%s$%d\r\n%s\r\n" % (self._prefix(key), _AUTO_ID, len(payload), payload)
 
-    async def _stream_last_ms(self, key: str) -> int:
-        """The millisecond part of the stream's last id (0 for a new stream); checks the type."""
+    async def _stream_last_id(self, key: str) -> tuple[int, int]:
+        """The stream's last id as (ms, N) ((0, 0) for a new stream); checks the type."""
         try:
             info = await self._topology.call(key, "XINFO", "STREAM", key)
         except ServerError as error:
@@ -143,11 +175,11 @@ class RedisProducer(Producer):
                     f"Redis key {key!r} holds another type, not a stream (WRONGTYPE)", self._where
                 ) from None
             if "no such key" in error.what:
-                return 0
+                return 0, 0
             raise
         values = dict(zip(info[::2], info[1::2]))
-        last = values.get(b"last-generated-id", b"0-0")
-        return int(last.partition(b"-")[0])
+        ms, _, sub = values.get(b"last-generated-id", b"0-0").partition(b"-")
+        return int(ms), int(sub)
 
     def _prefix(self, key: str) -> bytes:
         prefix = self._prefixes.get(key)
@@ -217,7 +249,9 @@ class RedisProducer(Producer):
         code = reply_error_code(reply)
         text = str(reply)
         if "equal or smaller" in text:
-            self._last_ms[key] = max(self._last_ms.get(key, 0), now_ms())
+            # Another writer got ahead: the server places it (``*``).
+            self._last_id.setdefault(key, (0, 0))
+            self._after_auto_id(key)
             self._orphans.append((key, entry[1], self._auto_command(key, entry[1])))
         elif code in ("MOVED", "ASK", "TRYAGAIN", "CLUSTERDOWN"):
             self._orphans.append(entry)
@@ -276,6 +310,11 @@ class RedisProducer(Producer):
             await self.flush()
         finally:
             self._closed = True
+            if self.later and self._topology.verbose:
+                warn(
+                    f"{self._where}: {self.later} messages were stored with a later millisecond "
+                    "than their timestamp"
+                )
             for pipe in self._pipes.values():
                 await self._topology.release(pipe.connection)
             self._pipes.clear()

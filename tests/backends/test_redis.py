@@ -80,8 +80,8 @@ def test_message_keeps_timestamp_and_shard(redis_server: RedisServer, unique_key
     assert xrange_ids(redis_server, f"{unique_key}:3") == ["1700000000000-0", "1700000000000-1"]
     ids = xrange_ids(redis_server, unique_key)
     assert ids[0] == "1700000000500-0"
-    # an older timestamp cannot go behind the stream's last id: it gets the server's clock
-    assert int(ids[1].split("-")[0]) >= int(time.time() * 1000) - 60_000
+    # an older timestamp cannot go behind the stream's last id: it gets that id's millisecond
+    assert ids[1] == "1700000000500-1"
     assert "msg" in redis_server.cli("XRANGE", f"{unique_key}:3", "-", "+")
 
 
@@ -314,3 +314,78 @@ def test_verbose_reports_start_positions(
     run(main())
     err = capsys.readouterr().err
     assert f"reading {unique_key} after 1700000000000-4 (realtime) until the end" in err
+
+
+def test_a_full_millisecond_moves_on_to_the_next(
+    redis_server: RedisServer, unique_key: str
+) -> None:
+    """A Redis id holds 65,536 entries per ms in this layout: the producer never writes more."""
+    redis_server.cli("XADD", unique_key, "1700000000000-65530", "msg", "other client")
+    burst = [Message("k", 0, 0, 1700000000000, b"b%d" % i) for i in range(65_540)]
+
+    async def main() -> tuple[list[Message], int]:
+        async with connect(redis_server.url) as streamer:
+            producer = await streamer.producer(unique_key)
+            await producer.send_many(burst[:3])  # 65531..65533 in the same ms
+            await producer.send_many(burst[3:])
+            await producer.close()
+            later = producer.later  # type: ignore[attr-defined]
+            consumer = await streamer.consumer(unique_key, offset="start", follow=False)
+            return await drain(consumer), later
+
+    got, later = run(main())
+    assert payloads(got) == [b"other client"] + [b"b%d" % i for i in range(65_540)]
+    last = redis_server.cli("XREVRANGE", unique_key, "+", "-", "COUNT", "1").split()[0]
+    # 5 fit after 65530 in ms 0; the other 65,535 fill ms 1 (65,536 of them would fit)
+    assert last == "1700000000001-65534"
+    assert later == 65_535
+    seqs = [m.seq for m in got]
+    assert seqs == sorted(set(seqs))
+    assert [m.timestamp for m in got[-2:]] == [1700000000001] * 2
+
+
+def test_ids_with_more_than_16_bits_of_n_are_read_and_counted(
+    redis_server: RedisServer, unique_key: str, capfd: pytest.CaptureFixture[str]
+) -> None:
+    """Another client may write N > 65535: the reader delivers, shares the ms's last seq, counts."""
+    for entry_id in ("5-1", "5-65535", "5-65536", "5-70000", "6-0"):
+        redis_server.cli("XADD", unique_key, entry_id, "msg", f"e{entry_id}")
+    group = f"g-{unique_key}"
+
+    async def main() -> tuple[list[Message], list[Message], int, int]:
+        async with connect(redis_server.url) as streamer:
+            consumer = await streamer.consumer(unique_key, offset="start", follow=False)
+            plain = await drain(consumer)
+            wide = consumer.wide_ids  # type: ignore[attr-defined]
+            await consumer.close()
+            grouped = await streamer.consumer(
+                unique_key, offset="start", follow=False, mode="resumable", group=group
+            )
+            acked = await drain(grouped)
+            await grouped.commit(acked)
+            await grouped.close()
+            return plain, acked, wide, grouped.wide_ids  # type: ignore[attr-defined]
+
+    plain, acked, wide, group_wide = run(main())
+    names = [b"e5-1", b"e5-65535", b"e5-65536", b"e5-70000", b"e6-0"]
+    assert payloads(plain) == payloads(acked) == names
+    top = (5 << 16) | 0xFFFF
+    assert [m.seq for m in plain] == [(5 << 16) | 1, top, top, top, 6 << 16]
+    assert (wide, group_wide) == (2, 2)
+    err = capfd.readouterr().err
+    assert err.count("2 entries had an id MS-N with N > 65535") == 2, err
+    # every delivered entry was acknowledged by its real id, none twice, none left pending
+    assert redis_server.cli("XPENDING", unique_key, group).split()[0] == "0"
+
+
+def test_no_follow_end_among_wide_ids(redis_server: RedisServer, unique_key: str) -> None:
+    for entry_id in ("7-65535", "7-65536", "7-70000"):
+        redis_server.cli("XADD", unique_key, entry_id, "msg", entry_id)
+
+    async def main() -> list[Message]:
+        async with connect(redis_server.url) as streamer:
+            consumer = await streamer.consumer(unique_key, offset="start", follow=False)
+            redis_server.cli("XADD", unique_key, "7-80000", "msg", "after the end")
+            return await drain(consumer)
+
+    assert payloads(run(main())) == [b"7-65535", b"7-65536", b"7-70000"]

@@ -35,9 +35,11 @@ def test_seq_round_trip(ms: int, sub: int) -> None:
 
 
 def test_ids_that_do_not_fit_a_seq() -> None:
-    with pytest.raises(DataError, match="65536 entries per millisecond"):
-        parse_entry_id(b"5-65536", "redis://x")
-    with pytest.raises(DataError):
+    # N > 65535 (another client's burst) is read, with the last seq of its millisecond
+    assert parse_entry_id(b"5-65536", "redis://x") == (5, 65536)
+    assert seq_of(5, 65536) == seq_of(5, 65535) == (5 << 16) | 0xFFFF
+    assert seq_of(5, 1 << 63) == seq_of(5, 65535)
+    with pytest.raises(DataError, match="past 2\\^48"):
         parse_entry_id(b"%d-0" % (1 << 48), "redis://x")
 
 

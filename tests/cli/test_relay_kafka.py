@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from tests.cli.slow_reader import read_slowly
 from tests.servers.kafka_broker import KafkaBroker, Kcat, free_port
 
 STREAMKIT = [sys.executable, "-c", "from streamkit.cli.main import main; main()"]
@@ -288,3 +289,50 @@ def test_sigterm_flushes_what_a_relay_into_kafka_accepted(
             proc.kill()
     assert proc.returncode == 143, err
     assert kcat_read(kcat, kafka_broker, topic) == [f"line {i}" for i in range(500)]
+
+
+def _fill(broker: KafkaBroker, topic: str, count: int) -> None:
+    broker.create_topic(topic, partitions=1)
+    done = subprocess.run(
+        [*STREAMKIT, "clock", "--interval", "0", "--count", str(count),
+         "--output", broker.uri(topic)],
+        capture_output=True, timeout=60,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+
+
+def _reader(*args: str) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(
+        [*STREAMKIT, "relay", *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
+
+
+def test_sigterm_stops_a_kafka_relay_that_has_a_backlog_at_once(kafka_broker: KafkaBroker) -> None:
+    """librdkafka holds a deep local queue: the signal must still stop reading within a batch."""
+    topic = kafka_broker.topic()
+    _fill(kafka_broker, topic, 150_000)
+    proc = _reader("--input", kafka_broker.uri(topic), "--offset", "start", "-e")
+    got = read_slowly(proc, lines_per_second=20_000, signal_after=20_000)
+    assert got.returncode == 143, got.stderr
+    # A batch in hand plus what the pipe holds (64 KiB, ~1,400 lines); not the whole backlog.
+    assert len(got.lines) - got.at_signal < 5_000, (len(got.lines), got.at_signal)
+    assert got.exit_seconds < 3.0
+    ticks = [json.loads(line.rsplit(b"] ", 1)[1])["tick"] for line in got.lines]
+    assert ticks == list(range(len(ticks)))
+
+
+def test_sigterm_commits_exactly_what_a_resumable_kafka_relay_wrote(
+    kafka_broker: KafkaBroker,
+) -> None:
+    topic, group = kafka_broker.topic(), kafka_broker.topic("g")
+    _fill(kafka_broker, topic, 100_000)
+    common = ("--input", kafka_broker.uri(topic), "--offset", "start", "-e",
+              "--mode", "resumable", "--group", group)  # fmt: skip
+    first = read_slowly(_reader(*common), lines_per_second=20_000, signal_after=20_000)
+    assert first.returncode == 143, first.stderr
+    assert len(first.lines) < 30_000
+    second = relay(*common)
+    assert second.returncode == 0, second.stderr
+    lines = first.lines + second.stdout.splitlines()
+    ticks = [json.loads(line.rsplit(b"] ", 1)[1])["tick"] for line in lines]
+    assert ticks == list(range(100_000))

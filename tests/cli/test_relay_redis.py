@@ -183,3 +183,41 @@ def test_sigterm_flushes_what_stdin_gave(redis_server: RedisServer, unique_key: 
     _, err = writer.communicate(timeout=20)
     assert writer.returncode == 143, err
     assert int(redis_server.cli("XLEN", unique_key)) == 3000
+
+
+def test_a_burst_in_one_millisecond_reads_back_whole(
+    redis_server: RedisServer, unique_key: str
+) -> None:
+    """200,000 lines with one timestamp: what the relay writes, the relay reads (issue 15.1)."""
+    lines = b"".join(b"[2026-11-23T07:00:00.000 | b] line %d\n" % i for i in range(200_000))
+    url = redis_server.stream_url(unique_key)
+    written = relay("--input", "stdio:///b", "--output", url, "-v", stdin=lines, timeout=120)
+    assert written.returncode == 0, written.stderr
+    assert b"more than 65,536 messages share a millisecond" in written.stderr
+    assert b"134464 messages were stored with a later millisecond" in written.stderr
+    last = redis_server.cli("XREVRANGE", unique_key, "+", "-", "COUNT", "1").split()[0]
+    assert last == "1795417200003-3391"  # 3 full milliseconds, then the rest
+    read = relay("--input", url, "--offset", "start", "-e", timeout=120)
+    assert read.returncode == 0, read.stderr
+    rows = parse(read.stdout)
+    assert [row[4] for row in rows] == [b"line %d" % i for i in range(200_000)]
+    seqs = [row[2] for row in rows]
+    assert seqs == sorted(set(seqs))
+    assert {row[0] for row in rows[:65_536]} == {"2026-11-23T07:00:00.000"}
+    assert rows[-1][0] == "2026-11-23T07:00:00.003"
+    assert b"N > 65535" not in read.stderr
+
+
+def test_entries_other_clients_wrote_past_65535_per_ms_are_read_and_counted(
+    redis_server: RedisServer, unique_key: str
+) -> None:
+    for entry_id in ("1700000000000-65535", "1700000000000-65536", "1700000000000-99999"):
+        redis_server.cli("XADD", unique_key, entry_id, "msg", entry_id)
+    read = relay("--input", redis_server.stream_url(unique_key), "--offset", "start", "-e")
+    assert read.returncode == 0, read.stderr
+    assert [row[4] for row in parse(read.stdout)] == [
+        b"1700000000000-65535", b"1700000000000-65536", b"1700000000000-99999"
+    ]  # fmt: skip
+    assert {row[2] for row in parse(read.stdout)} == {(1700000000000 << 16) | 0xFFFF}
+    err = read.stderr.decode().strip()
+    assert len(err.splitlines()) == 1 and "2 entries had an id MS-N with N > 65535" in err, err
