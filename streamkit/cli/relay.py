@@ -23,6 +23,7 @@ from streamkit.cli.options import (
     producer_options,
     producer_options_from,
 )
+from streamkit.cli.replay import open_consumer, pacer_from, replay_options, report_late
 from streamkit.cli.runner import Shutdown, run_async, tune_gc
 from streamkit.connect import open_streamer
 from streamkit.errors import UsageError
@@ -38,6 +39,8 @@ Examples:
   streamkit relay --input redis://127.0.0.1:6379/orders \\
       --output kafka://127.0.0.1:9092/orders --offset start
   streamkit relay --input kafka://127.0.0.1:9092/events -e --output-format json
+  streamkit relay --input file://./t.ss/tick --pace 10x
+  streamkit relay --input file://./a.ss/a --input file://./b.ss/b --output file://./ab.ss/
 """
 
 
@@ -46,10 +49,12 @@ Examples:
     "--input",
     "input_uri",
     type=URI,
-    default="stdio:///",
+    multiple=True,
+    default=("stdio:///",),
     show_default=True,
     help="Stream to read: stdio:///KEYS, file://PATH/KEYS, redis://HOST:PORT/KEYS, "
-    "kafka://HOST:PORT/TOPICS, memory://NAME/KEYS.",
+    "kafka://HOST:PORT/TOPICS, memory://NAME/KEYS. Repeat it to join several streams "
+    "into one, in timestamp order.",
 )
 @click.option(
     "--output",
@@ -73,18 +78,20 @@ Examples:
 @consumer_options
 @producer_options
 @connect_options
+@replay_options
 def relay(**values: Any) -> int:
     """Copy messages from --input to --output, keeping timestamp, sequence number and shard
     wherever the output can carry them."""
-    input_uri: StreamUri = values["input_uri"]
+    inputs: tuple[StreamUri, ...] = values["input_uri"]
     output_uri: StreamUri = values["output_uri"]
-    if input_uri == output_uri and input_uri.scheme != "stdio":
-        raise UsageError(
-            "input and output are the same stream; relaying would loop", input_uri.redacted()
-        )
+    for input_uri in inputs:
+        if input_uri == output_uri and input_uri.scheme != "stdio":
+            raise UsageError(
+                "input and output are the same stream; relaying would loop", input_uri.redacted()
+            )
     output_key = output_uri.key
     tune_gc()
-    return run_async(lambda shutdown: _relay(values, input_uri, output_uri, output_key, shutdown))
+    return run_async(lambda shutdown: _relay(values, inputs, output_uri, output_key, shutdown))
 
 
 _TAKES_SETTINGS = ("redis", "rediss", "kafka", "memory")
@@ -99,7 +106,7 @@ def _for_side(options: ConnectOptions, uri: StreamUri) -> ConnectOptions:
 
 async def _relay(
     values: dict[str, Any],
-    input_uri: StreamUri,
+    inputs: tuple[StreamUri, ...],
     output_uri: StreamUri,
     output_key: str | None,
     shutdown: Shutdown,
@@ -107,9 +114,9 @@ async def _relay(
     consumer_options = consumer_options_from(values)
     producer_options = producer_options_from(values)
     connect = connect_options_from(values)
-    input_connect = _for_side(connect, input_uri)
+    input_connects = [_for_side(connect, uri) for uri in inputs]
     output_connect = _for_side(connect, output_uri)
-    if connect.settings and not (input_connect.settings or output_connect.settings):
+    if connect.settings and not any(c.settings for c in (*input_connects, output_connect)):
         raise UsageError(
             "-X settings are for Redis, Kafka and memory streams; neither "
             "--input nor --output is one",
@@ -118,17 +125,24 @@ async def _relay(
     remaining: int | None = values["count"]
     batch_size: int = values["batch_size"]
     relayed = 0
-    source = await open_streamer(input_uri, input_connect)
+    pacer = pacer_from(values)
+    sources = []
     try:
+        for input_uri, input_connect in zip(inputs, input_connects):
+            sources.append(await open_streamer(input_uri, input_connect))
         sink = await open_streamer(output_uri, output_connect)
         try:
-            consumer = await source.consumer(input_uri.keys, consumer_options)
+            consumer = await open_consumer(sources, inputs, consumer_options, values)
             try:
                 producer = await sink.producer(output_key, producer_options)
                 shutdown.on_stop(consumer.stop)
                 try:
                     if remaining != 0:
-                        async for batch in consumer.batches(batch_size):
+                        batches = consumer.batches(batch_size)
+                        if pacer is not None:
+                            shutdown.on_stop(pacer.hurry)
+                            batches = pacer.paced(batches)
+                        async for batch in batches:
                             if remaining is not None and len(batch) >= remaining:
                                 batch = batch[:remaining]
                             await producer.send_many(batch)
@@ -148,8 +162,10 @@ async def _relay(
                 if skipped or connect.verbose:
                     extra = f", {skipped} invalid lines skipped" if skipped else ""
                     sys.stderr.write(f"streamkit relay: {relayed} messages relayed{extra}\n")
+                report_late(consumer)
         finally:
             await sink.close()
     finally:
-        await source.close()
+        for source in sources:
+            await source.close()
     return 0

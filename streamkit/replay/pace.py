@@ -17,7 +17,7 @@ import asyncio
 import math
 import re
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator
 from typing import Protocol
 
 from streamkit.errors import UsageError
@@ -98,7 +98,7 @@ class Pacer:
         if self._sleeper is not None:
             self._sleeper.cancel()
 
-    async def pace(self, batch: Sequence[Message]) -> AsyncIterator[Sequence[Message]]:
+    async def pace(self, batch: list[Message]) -> AsyncIterator[list[Message]]:
         """Yield ``batch`` in slices, each once its first message is due."""
         if not batch:
             return
@@ -125,9 +125,7 @@ class Pacer:
         self._due_ts = due
         yield batch[start:] if start else batch
 
-    async def paced(
-        self, batches: AsyncIterator[Sequence[Message]]
-    ) -> AsyncIterator[Sequence[Message]]:
+    async def paced(self, batches: AsyncIterator[list[Message]]) -> AsyncIterator[list[Message]]:
         """``pace`` over a stream of batches, e.g. ``consumer.batches(n)``."""
         async for batch in batches:
             async for part in self.pace(batch):
