@@ -8,6 +8,7 @@ import sys
 import time
 from pathlib import Path
 
+from tests.servers.kafka_broker import KafkaBroker
 from tests.servers.redis_server import RedisServer
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -84,6 +85,35 @@ def test_a_silent_redis_input_delays_the_join_by_at_most_max_lateness(
     assert done.returncode == 0, done.stderr
     assert done.stdout.splitlines() == recorded
     assert 1.0 <= elapsed < 20  # waited for the silent input, then moved on
+
+
+def test_a_file_a_redis_stream_and_a_kafka_topic_join_into_one_timeline(
+    tmp_path: Path, redis_server: RedisServer, unique_key: str, kafka_broker: KafkaBroker
+) -> None:
+    topic = kafka_broker.topic("join")
+    kafka_broker.create_topic(topic, partitions=1)
+    in_file = record(tmp_path / "f.ss", "f", [0, 30, 60])
+    in_redis = [line(ms, unique_key, i + 1, ms) for i, ms in enumerate((10, 40, 70))]
+    in_kafka = [line(ms, topic, i + 1, ms) for i, ms in enumerate((20, 50, 80))]
+    for uri, key, lines in (
+        (redis_server.stream_url(unique_key), unique_key, in_redis),
+        (kafka_broker.uri(topic), topic, in_kafka),
+    ):
+        sent = run("relay", "--input", f"stdio:///{key}", "--output", uri,
+                   stdin=b"\n".join(lines) + b"\n")  # fmt: skip
+        assert sent.returncode == 0, sent.stderr
+    done = run(
+        "relay", "--input", redis_server.stream_url(unique_key),
+        "--input", kafka_broker.uri(topic), "--input", f"file://{tmp_path}/f.ss/f",
+        "--offset", "start", "-e",
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    out = done.stdout.splitlines()
+    assert [stamp_of(r) for r in out] == [stamp_of(line(ms, "x", 0, 0)) for ms in range(0, 90, 10)]
+    payloads = [r.rsplit(b"] ", 1)[1] for r in out]
+    assert payloads == [b'{"n":%d}' % ms for ms in range(0, 90, 10)]
+    assert [r.split(b" | ")[1] for r in out[:3]] == [b"f", unique_key.encode(), topic.encode()]
+    assert in_file[0] in out
 
 
 def test_a_late_message_is_delivered_and_counted(
