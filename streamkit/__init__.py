@@ -3,6 +3,8 @@
 async with streamkit.connect("redis://127.0.0.1:6379") as streamer:
     producer = await streamer.producer("orders")
     await producer.send(b'{"id": 1}')
+
+streamkit.join(consumers, max_lateness=1.0) merges several consumers into one timeline.
 """
 
 from streamkit.backends.base import (
@@ -23,6 +25,7 @@ from streamkit.errors import (
     UsageError,
 )
 from streamkit.message import Message
+from streamkit.replay.join import Join, join
 from streamkit.uri import StreamUri, parse_stream_uri, parse_streamer_uri
 
 __version__ = "0.1.0"
@@ -35,6 +38,7 @@ __all__ = [
     "ConsumerOptions",
     "DataError",
     "EndOfStream",
+    "Join",
     "Message",
     "Producer",
     "ProducerOptions",
@@ -44,6 +48,7 @@ __all__ = [
     "UsageError",
     "__version__",
     "connect",
+    "join",
     "parse_stream_uri",
     "parse_streamer_uri",
 ]

@@ -26,11 +26,13 @@ from streamkit.cli.options import (
     producer_options,
     producer_options_from,
 )
+from streamkit.cli.replay import open_consumer, pacer_from, replay_options, report_late
 from streamkit.cli.runner import Shutdown, run_async, tune_gc
 from streamkit.cli.stats import RelayStats
 from streamkit.connect import open_streamer
 from streamkit.errors import UsageError
 from streamkit.formats.template import Template
+from streamkit.replay.join import Join
 from streamkit.uri import StreamUri
 
 __all__ = ["relay"]
@@ -44,6 +46,8 @@ Examples:
       --output kafka://127.0.0.1:9092/orders --offset start
   streamkit relay --input kafka://127.0.0.1:9092/events -e --output-format json
   streamkit relay --input kafka://127.0.0.1:9092/events -e -f 'Key: %k, payload: %s\\n'
+  streamkit relay --input file://./t.ss/tick --pace 10x
+  streamkit relay --input file://./a.ss/a --input file://./b.ss/b --output file://./ab.ss/
 """
 
 
@@ -52,10 +56,11 @@ Examples:
     "--input",
     "input_uri",
     type=URI,
-    default="stdio:///",
+    multiple=True,
+    default=("stdio:///",),
     show_default=True,
     help="Stream to read: stdio:///KEYS, file://PATH/KEYS, redis://HOST:PORT/KEYS, "
-    "kafka://HOST:PORT/TOPICS.",
+    "kafka://HOST:PORT/TOPICS. Repeat it to join several streams into one, in timestamp order.",
 )
 @click.option(
     "--output",
@@ -98,15 +103,17 @@ Examples:
 @consumer_options
 @producer_options
 @connect_options
+@replay_options
 def relay(**values: Any) -> int:
     """Copy messages from --input to --output, keeping timestamp, sequence number and shard
     wherever the output can carry them."""
-    input_uri: StreamUri = values["input_uri"]
+    inputs: tuple[StreamUri, ...] = values["input_uri"]
     output_uri: StreamUri = values["output_uri"]
-    if input_uri == output_uri and input_uri.scheme != "stdio":
-        raise UsageError(
-            "input and output are the same stream; relaying would loop", input_uri.redacted()
-        )
+    for input_uri in inputs:
+        if input_uri == output_uri and input_uri.scheme != "stdio":
+            raise UsageError(
+                "input and output are the same stream; relaying would loop", input_uri.redacted()
+            )
     output_key = output_uri.key
     if values.get("template") is not None:
         if output_uri.scheme != "stdio":
@@ -118,7 +125,7 @@ def relay(**values: Any) -> int:
             raise UsageError("give either a template or --output-format json", "--format-template")
         values["template"] = Template(values["template"])
     tune_gc()
-    return run_async(lambda shutdown: _relay(values, input_uri, output_uri, output_key, shutdown))
+    return run_async(lambda shutdown: _relay(values, inputs, output_uri, output_key, shutdown))
 
 
 _TAKES_SETTINGS = ("redis", "rediss", "kafka", "memory")
@@ -133,7 +140,7 @@ def _for_side(options: ConnectOptions, uri: StreamUri) -> ConnectOptions:
 
 async def _relay(
     values: dict[str, Any],
-    input_uri: StreamUri,
+    inputs: tuple[StreamUri, ...],
     output_uri: StreamUri,
     output_key: str | None,
     shutdown: Shutdown,
@@ -141,9 +148,9 @@ async def _relay(
     consumer_options = consumer_options_from(values)
     producer_options = producer_options_from(values)
     connect = connect_options_from(values)
-    input_connect = _for_side(connect, input_uri)
+    input_connects = [_for_side(connect, uri) for uri in inputs]
     output_connect = _for_side(connect, output_uri)
-    if connect.settings and not (input_connect.settings or output_connect.settings):
+    if connect.settings and not any(c.settings for c in (*input_connects, output_connect)):
         raise UsageError(
             "-X settings are for Redis, Kafka and memory streams; neither "
             "--input nor --output is one",
@@ -152,11 +159,14 @@ async def _relay(
     remaining: int | None = values["count"]
     batch_size: int = values["batch_size"]
     relayed = 0
-    source = await open_streamer(input_uri, input_connect)
+    pacer = pacer_from(values)
+    sources = []
     try:
+        for input_uri, input_connect in zip(inputs, input_connects):
+            sources.append(await open_streamer(input_uri, input_connect))
         sink = await open_streamer(output_uri, output_connect)
         try:
-            consumer = await source.consumer(input_uri.keys, consumer_options)
+            consumer = await open_consumer(sources, inputs, consumer_options, values)
             try:
                 producer = await sink.producer(output_key, producer_options)
                 template: Template | None = values.get("template")
@@ -171,7 +181,11 @@ async def _relay(
                     stats.start()
                 try:
                     if remaining != 0:
-                        async for batch in consumer.batches(batch_size):
+                        batches = consumer.batches(batch_size)
+                        if pacer is not None:
+                            shutdown.on_stop(pacer.hurry)
+                            batches = pacer.paced(batches)
+                        async for batch in batches:
                             if remaining is not None and len(batch) >= remaining:
                                 batch = batch[:remaining]
                             await producer.send_many(batch)
@@ -191,15 +205,19 @@ async def _relay(
                         await stats.stop()
             finally:
                 await consumer.close()
-                note = filtered_note(consumer, input_uri)
-                if note is not None:
-                    sys.stderr.write(f"streamkit relay: {note}\n")
+                parts = consumer.consumers if isinstance(consumer, Join) else [consumer]
+                for part, part_uri in zip(parts, inputs):
+                    note = filtered_note(part, part_uri)
+                    if note is not None:
+                        sys.stderr.write(f"streamkit relay: {note}\n")
                 skipped = int(getattr(consumer, "skipped", 0) or 0)
                 if skipped or connect.verbose:
                     extra = f", {skipped} invalid lines skipped" if skipped else ""
                     sys.stderr.write(f"streamkit relay: {relayed} messages relayed{extra}\n")
+                report_late(consumer)
         finally:
             await sink.close()
     finally:
-        await source.close()
+        for source in sources:
+            await source.close()
     return 0
