@@ -47,7 +47,8 @@ Examples:
   streamkit relay --input kafka://127.0.0.1:9092/events -e --output-format json
   streamkit relay --input kafka://127.0.0.1:9092/events -e -f 'Key: %k, payload: %s\\n'
   streamkit relay --input file://./t.ss/tick --pace 10x
-  streamkit relay --input file://./a.ss/a --input file://./b.ss/b --output file://./ab.ss/
+  streamkit relay --input file://./t.ss/tick --input redis://127.0.0.1:6379/orders -e \\
+      --output file://./joined.ss/
 """
 
 
