@@ -14,6 +14,7 @@ from typing import Any
 import click
 
 from streamkit.backends.base import ConnectOptions
+from streamkit.backends.stdio import relay_lines
 from streamkit.cli.options import (
     URI,
     connect_options,
@@ -127,7 +128,12 @@ async def _relay(
                 producer = await sink.producer(output_key, producer_options)
                 shutdown.on_stop(consumer.stop)
                 try:
-                    if remaining != 0:
+                    fast = None
+                    if remaining is None and not consumer_options.needs_commit:
+                        fast = await relay_lines(consumer, producer)  # stdio → stdio in C
+                    if fast is not None:
+                        relayed = fast
+                    elif remaining != 0:
                         async for batch in consumer.batches(batch_size):
                             if remaining is not None and len(batch) >= remaining:
                                 batch = batch[:remaining]

@@ -1,0 +1,44 @@
+"""One fixture runs every line-codec test against both implementations.
+
+``line_codec`` (parametrised ``pure`` / ``C``) puts the chosen ``LineDecoder`` and
+``encode_lines`` into the test module's namespace, so a test written once checks both. The C
+implementation must be built (``pip install -e .``): a missing extension fails these tests.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from types import ModuleType
+
+import pytest
+
+from streamkit.formats import line as pure
+
+
+def compiled() -> ModuleType:
+    try:
+        from streamkit.formats import line_compiled
+    except ImportError as error:  # pragma: no cover - a broken install
+        raise AssertionError(f"the C codec is not built ({error}); run pip install -e .") from None
+    return line_compiled
+
+
+IMPLEMENTATIONS = ["pure", "C"]
+
+
+def implementation(name: str) -> ModuleType:
+    return pure if name == "pure" else compiled()
+
+
+@pytest.fixture(params=IMPLEMENTATIONS)
+def line_codec(request: pytest.FixtureRequest) -> Iterator[ModuleType]:
+    chosen = implementation(request.param)
+    module = request.module
+    saved = {name: getattr(module, name) for name in ("LineDecoder", "encode_lines")}
+    module.LineDecoder = chosen.LineDecoder
+    module.encode_lines = chosen.encode_lines
+    try:
+        yield chosen
+    finally:
+        for name, value in saved.items():
+            setattr(module, name, value)
