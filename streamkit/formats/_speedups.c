@@ -616,7 +616,8 @@ meta_line(Scan *s, const unsigned char *line, Py_ssize_t n)
     c->next = seq + 1;
     int64_t ts = seconds * 1000 + millis;
     if (s->sink == NULL) {
-        int keep_line = fields == 4 && fraction == 3;
+        /* Message.line: only text that encode_lines would write again byte for byte. */
+        int keep_line = fields == 4 && fraction == 3 && canonical_numbers;
         return emit_message(s,
                             new_message(key_str, shard, seq, ts, (const char *)payload,
                                         payload_len, keep_line ? (const char *)line : NULL, n),
@@ -640,7 +641,8 @@ meta_line(Scan *s, const unsigned char *line, Py_ssize_t n)
         return LINE_ERROR;
     if (fields == 4 && fraction == 3 && canonical_numbers &&
         (s->out_key == NULL || (out_key_len == key_len && memcmp(out_key, key, key_len) == 0))) {
-        put(b, line, n); /* already the canonical text: copy it */
+        /* Already the canonical text (what the decoder keeps as Message.line): copy it. */
+        put(b, line, n);
     }
     else {
         put(b, line, 20); /* "[YYYY-MM-DDTHH:MM:SS": a checked calendar time prints the same */
