@@ -171,10 +171,16 @@ valid_utf8(const unsigned char *s, Py_ssize_t n)
 static inline int
 is_ascii(const unsigned char *s, Py_ssize_t n)
 {
-    for (Py_ssize_t i = 0; i < n; i++)
-        if (s[i] & 0x80)
-            return 0;
-    return 1;
+    Py_ssize_t i = 0;
+    uint64_t acc = 0;
+    for (; i + 8 <= n; i += 8) { /* eight bytes at a time: the compiler vectorises this */
+        uint64_t word;
+        memcpy(&word, s + i, 8);
+        acc |= word;
+    }
+    for (; i < n; i++)
+        acc |= s[i];
+    return (acc & 0x8080808080808080ull) == 0;
 }
 
 static inline int
@@ -228,8 +234,30 @@ civil_from_days(int64_t z, int64_t *y, int *m, int *d)
 }
 
 /* "YYYY-MM-DDTHH:MM:SS" (19 bytes) → epoch seconds; 0 when it is not a real UTC time. */
-static int
+static int parse_seconds_uncached(const unsigned char *p, int64_t *out);
+
+static unsigned char last_seconds_text[19];
+static int64_t last_seconds = 0;
+static int last_seconds_valid = 0;
+
+static inline int
 parse_seconds(const unsigned char *p, int64_t *out)
+{
+    /* Consecutive lines mostly share their second: one memcmp instead of the calendar. */
+    if (last_seconds_valid && memcmp(p, last_seconds_text, 19) == 0) {
+        *out = last_seconds;
+        return 1;
+    }
+    if (!parse_seconds_uncached(p, out))
+        return 0;
+    memcpy(last_seconds_text, p, 19);
+    last_seconds = *out;
+    last_seconds_valid = 1;
+    return 1;
+}
+
+static int
+parse_seconds_uncached(const unsigned char *p, int64_t *out)
 {
     static const int days_in[13] = {0, 31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
     for (int i = 0; i < 19; i++) {
@@ -735,6 +763,9 @@ scan(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
         return NULL;
     }
     int stopped = 0, status = LINE_DONE;
+    if (s.sink != NULL && buf_reserve(&sink_buf, (len - pos) + (len - pos) / 4 + 256) < 0)
+        return NULL;
+    int all_ascii = is_ascii(buf + pos, len - pos); /* then no line needs a UTF-8 check */
     while (pos <= len) {
         const unsigned char *line = buf + pos;
         const unsigned char *nl = memchr(line, '\n', len - pos);
@@ -743,7 +774,7 @@ scan(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
         if (n && line[n - 1] == '\r')
             n--;
         if (n) {
-            if (!is_ascii(line, n) && !valid_utf8(line, n))
+            if (!all_ascii && !is_ascii(line, n) && !valid_utf8(line, n))
                 status = LINE_SLOW;
             else if (line[0] != '[' || s.no_meta)
                 status = plain_line(&s, line, n);
