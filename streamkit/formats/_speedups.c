@@ -808,17 +808,19 @@ scan(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
 
 /* ---------------------------------------------------------------- encode */
 
-/* encode(messages, stream_key) → bytes, or None when the pure encoder must take the batch.
+/* encode(messages, stream_key[, other]) → bytes, or None when the pure encoder must take the
+ * batch. `other(item)` gives the bytes of an item that is not a Message (decode's beacons).
  * Mirrors encode_lines: every message still holding its line and no renaming → the lines;
  * otherwise 16 or more messages are all formatted from their fields, fewer copy a kept line
  * (when its key is not renamed) and format the rest. */
 static PyObject *
 encode(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
 {
-    if (nargs != 2 || !PyList_Check(args[0])) {
-        PyErr_SetString(PyExc_TypeError, "encode(list, stream_key) expected");
+    if (nargs < 2 || nargs > 3 || !PyList_Check(args[0])) {
+        PyErr_SetString(PyExc_TypeError, "encode(list, stream_key[, other]) expected");
         return NULL;
     }
+    PyObject *other = nargs == 3 && args[2] != Py_None ? args[2] : NULL;
     if (msg_type == NULL) {
         PyErr_SetString(PyExc_RuntimeError, "_speedups.configure() was not called");
         return NULL;
@@ -835,12 +837,15 @@ encode(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
             return NULL;
     }
     Py_ssize_t count = PyList_GET_SIZE(messages);
-    int all_lines = forced == NULL;
+    int all_lines = forced == NULL && other == NULL;
     Py_ssize_t total = 0;
     for (Py_ssize_t i = 0; i < count; i++) {
         PyObject *m = PyList_GET_ITEM(messages, i);
-        if (!Py_IS_TYPE(m, msg_type))
-            Py_RETURN_NONE;
+        if (!Py_IS_TYPE(m, msg_type)) {
+            if (other == NULL)
+                Py_RETURN_NONE;
+            continue; /* other(item) gives its bytes in the second pass */
+        }
         PyObject *line = get_slot(m, off_line);
         PyObject *payload = get_slot(m, off_payload);
         if (line == NULL || payload == NULL)
@@ -858,6 +863,23 @@ encode(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
         return NULL;
     for (Py_ssize_t i = 0; i < count; i++) {
         PyObject *m = PyList_GET_ITEM(messages, i);
+        if (!Py_IS_TYPE(m, msg_type)) {
+            PyObject *text = PyObject_CallOneArg(other, m);
+            if (text == NULL)
+                goto error;
+            if (!PyBytes_Check(text)) {
+                Py_DECREF(text);
+                PyErr_SetString(PyExc_TypeError, "encode(): other() must return bytes");
+                goto error;
+            }
+            if (buf_reserve(&b, PyBytes_GET_SIZE(text)) < 0) {
+                Py_DECREF(text);
+                goto error;
+            }
+            put(&b, PyBytes_AS_STRING(text), PyBytes_GET_SIZE(text));
+            Py_DECREF(text);
+            continue;
+        }
         PyObject *line = get_slot(m, off_line);
         if (line != Py_None && !is_ascii((const unsigned char *)PyBytes_AS_STRING(line),
                                          PyBytes_GET_SIZE(line)) &&
@@ -934,6 +956,177 @@ error:
     return NULL;
 }
 
+/* ---------------------------------------------------------------- .ss frames */
+
+/* CRC-16/CDMA2000: poly 0xC867, init 0xFFFF, no reflection, no xorout (formats/crc16.py). */
+/* Slicing by 8: crc_tables[k][b] is the CRC register after byte b and then k zero bytes, so
+ * eight bytes cost eight independent lookups instead of a chain of eight. */
+static uint16_t crc_tables[8][256];
+static int crc_ready = 0;
+
+static void
+crc_init(void)
+{
+    for (int byte = 0; byte < 256; byte++) {
+        uint16_t crc = (uint16_t)(byte << 8);
+        for (int bit = 0; bit < 8; bit++)
+            crc = (crc & 0x8000) ? (uint16_t)((crc << 1) ^ 0xC867) : (uint16_t)(crc << 1);
+        crc_tables[0][byte] = crc;
+    }
+    for (int k = 1; k < 8; k++)
+        for (int byte = 0; byte < 256; byte++) {
+            uint16_t prev = crc_tables[k - 1][byte];
+            crc_tables[k][byte] = (uint16_t)((prev << 8) ^ crc_tables[0][prev >> 8]);
+        }
+    crc_ready = 1;
+}
+
+static inline uint16_t
+crc16(const unsigned char *p, Py_ssize_t n, uint16_t crc)
+{
+    Py_ssize_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        crc = crc_tables[7][p[i] ^ (crc >> 8)] ^ crc_tables[6][p[i + 1] ^ (crc & 0xFF)] ^
+              crc_tables[5][p[i + 2]] ^ crc_tables[4][p[i + 3]] ^ crc_tables[3][p[i + 4]] ^
+              crc_tables[2][p[i + 5]] ^ crc_tables[1][p[i + 6]] ^ crc_tables[0][p[i + 7]];
+    }
+    for (; i < n; i++)
+        crc = (uint16_t)((crc << 8) ^ crc_tables[0][(crc >> 8) ^ p[i]]);
+    return crc;
+}
+
+/* crc16(data, crc=0xFFFF): exposed for the tests (the same values as formats/crc16.py). */
+static PyObject *
+py_crc16(PyObject *self, PyObject *args)
+{
+    Py_buffer view;
+    unsigned int crc = 0xFFFF;
+    if (!PyArg_ParseTuple(args, "y*|I", &view, &crc))
+        return NULL;
+    if (!crc_ready)
+        crc_init();
+    uint16_t value = crc16(view.buf, view.len, (uint16_t)crc);
+    PyBuffer_Release(&view);
+    return PyLong_FromLong(value);
+}
+
+static inline uint64_t
+be64(const unsigned char *p)
+{
+    uint64_t v = 0;
+    for (int i = 0; i < 8; i++)
+        v = v << 8 | p[i];
+    return v;
+}
+
+static inline uint32_t
+be32(const unsigned char *p)
+{
+    return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
+}
+
+#define MAX_TIMESTAMP 253402300799999ULL /* 9999-12-31T23:59:59.999 */
+
+/* ss_scan(buf, i, lim, limit, out, verify) -> (i, frame_start, ended, stopped)
+ *
+ * The frames of `buf` from index `i` that end before index `lim` (the next beacon offset or
+ * the end of the data), at most `limit` of them, appended to `out` as Message objects: the C
+ * twin of SsDecoder._scan. `verify`: check each frame's 0x0D trailer, timestamp range and
+ * CRC. At a frame that fails a check or has an invalid key it stops (`stopped` true, `i` at
+ * that frame) so that the pure scan can name the damage. `frame_start` is the index of the
+ * last frame decoded (-1: none); `ended` is true after the EOS frame.
+ */
+static PyObject *
+ss_scan(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 6 || !PyBytes_Check(args[0]) || !PyList_Check(args[4])) {
+        PyErr_SetString(PyExc_TypeError, "ss_scan(bytes, i, lim, limit, list, verify)");
+        return NULL;
+    }
+    if (msg_type == NULL) {
+        PyErr_SetString(PyExc_RuntimeError, "_speedups.configure() was not called");
+        return NULL;
+    }
+    if (!crc_ready)
+        crc_init();
+    const unsigned char *buf = (const unsigned char *)PyBytes_AS_STRING(args[0]);
+    Py_ssize_t size_of_buf = PyBytes_GET_SIZE(args[0]);
+    Py_ssize_t i = PyLong_AsSsize_t(args[1]);
+    Py_ssize_t lim = PyLong_AsSsize_t(args[2]);
+    Py_ssize_t limit = PyLong_AsSsize_t(args[3]);
+    if (PyErr_Occurred())
+        return NULL;
+    PyObject *out = args[4];
+    int verify = PyObject_IsTrue(args[5]);
+    if (lim > size_of_buf)
+        lim = size_of_buf;
+    if (i < 0)
+        i = lim;
+    Py_ssize_t frame_start = -1, n = 0;
+    int ended = 0, stopped = 0;
+    while (n < limit && i < lim) {
+        Py_ssize_t klen = buf[i];
+        Py_ssize_t h = i + 1 + klen;
+        if (h + 28 > lim)
+            break;
+        uint64_t shard = be64(buf + h), seq = be64(buf + h + 8), ts = be64(buf + h + 16);
+        Py_ssize_t size = be32(buf + h + 24);
+        Py_ssize_t ps = h + 28, pe = ps + size;
+        if (pe + 3 > lim)
+            break;
+        const unsigned char *key = buf + i + 1;
+        int key_ok = klen >= 1 && klen <= 249;
+        for (Py_ssize_t k = 0; key_ok && k < klen; k++)
+            key_ok = KEY_CHAR[key[k]];
+        if (!key_ok) {
+            stopped = 1;
+            break;
+        }
+        if (verify) {
+            uint16_t stored = (uint16_t)(buf[pe] << 8 | buf[pe + 1]);
+            if (buf[pe + 2] != 13 || ts > MAX_TIMESTAMP || crc16(buf + ps, size, 0xFFFF) != stored) {
+                stopped = 1;
+                break;
+            }
+        }
+        KeySlot *slot = key_slot(key, klen);
+        if (slot == NULL)
+            return NULL;
+        PyObject *message = msg_type->tp_alloc(msg_type, 0);
+        if (message == NULL)
+            return NULL;
+        Py_INCREF(slot->str);
+        set_slot(message, off_stream_key, slot->str);
+        set_slot(message, off_shard, PyLong_FromUnsignedLongLong(shard));
+        set_slot(message, off_seq, PyLong_FromUnsignedLongLong(seq));
+        set_slot(message, off_ts, PyLong_FromUnsignedLongLong(ts));
+        set_slot(message, off_payload, PyBytes_FromStringAndSize((const char *)buf + ps, size));
+        set_slot(message, off_key, Py_NewRef(Py_None));
+        set_slot(message, off_headers, PyTuple_New(0));
+        set_slot(message, off_line, Py_NewRef(Py_None));
+        if (!get_slot(message, off_shard) || !get_slot(message, off_seq) ||
+            !get_slot(message, off_ts) || !get_slot(message, off_payload) ||
+            !get_slot(message, off_headers)) {
+            Py_DECREF(message);
+            return NULL;
+        }
+        int status = PyList_Append(out, message);
+        Py_DECREF(message);
+        if (status < 0)
+            return NULL;
+        n++;
+        frame_start = i;
+        i = pe + 3;
+        if (klen == 21 && size == 3 && memcmp(key, "SEA_STREAMER_INTERNAL", 21) == 0 &&
+            memcmp(buf + ps, "EOS", 3) == 0) {
+            ended = 1;
+            break;
+        }
+    }
+    return Py_BuildValue("(nnOO)", i, frame_start, ended ? Py_True : Py_False,
+                         stopped ? Py_True : Py_False);
+}
+
 /* ---------------------------------------------------------------- module */
 
 static PyMethodDef methods[] = {
@@ -941,7 +1134,10 @@ static PyMethodDef methods[] = {
     {"scan", (PyCFunction)(void (*)(void))scan, METH_FASTCALL,
      "scan(chunk, pos, number, now, no_meta, counters, out, flags, clock, sink, keep, out_key)"},
     {"encode", (PyCFunction)(void (*)(void))encode, METH_FASTCALL,
-     "encode(messages, stream_key) -> bytes | None"},
+     "encode(messages, stream_key[, other]) -> bytes | None"},
+    {"crc16", py_crc16, METH_VARARGS, "crc16(data, crc=0xFFFF) -> CRC-16/CDMA2000"},
+    {"ss_scan", (PyCFunction)(void (*)(void))ss_scan, METH_FASTCALL,
+     "ss_scan(buf, i, lim, limit, out, verify) -> (i, frame_start, ended, stopped)"},
     {NULL, NULL, 0, NULL},
 };
 

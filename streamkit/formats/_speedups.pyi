@@ -1,6 +1,7 @@
 """Types of the compiled line codec (streamkit/formats/_speedups.c)."""
 
 from collections.abc import Callable
+from typing import Any
 
 from streamkit.message import Message
 
@@ -20,4 +21,13 @@ def scan(
     out_key: bytes | None,
     /,
 ) -> tuple[int, int, int, bool, int]: ...
-def encode(messages: list[Message], stream_key: str | None, /) -> bytes | None: ...
+def encode(
+    messages: list[Any],
+    stream_key: str | None,
+    other: Callable[[Any], bytes] | None = None,
+    /,
+) -> bytes | None: ...
+def ss_scan(
+    buf: bytes, i: int, lim: int, limit: int, out: list[object], verify: bool, /
+) -> tuple[int, int, bool, bool]: ...
+def crc16(data: bytes, crc: int = 0xFFFF, /) -> int: ...

@@ -14,7 +14,8 @@ Importing this module raises ImportError when the extension was not built.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 from streamkit.formats import _speedups
 from streamkit.formats.line import LineDecoder as PureLineDecoder
@@ -22,7 +23,7 @@ from streamkit.formats.line import _Invalid
 from streamkit.formats.line import encode_lines as pure_encode_lines
 from streamkit.message import BROADCAST, Message
 
-__all__ = ["LineDecoder", "encode_lines"]
+__all__ = ["LineDecoder", "encode_lines", "encode_log_lines"]
 
 _speedups.configure(Message, BROADCAST)
 _scan = _speedups.scan
@@ -132,3 +133,10 @@ def encode_lines(messages: Sequence[Message], stream_key: str | None = None) -> 
         if out is not None:
             return out
     return pure_encode_lines(messages, stream_key)
+
+
+def encode_log_lines(items: list[Any], other: Callable[[Any], bytes]) -> bytes | None:
+    """``decode``'s log lines (``[ts | key | seq | shard] payload``, the line format) of the
+    Messages in ``items``, ``other(item)`` for the rest (beacons); None when a payload needs
+    the Python loop (empty, starting with a blank or control byte, a newline, not UTF-8)."""
+    return _encode(items, None, other)

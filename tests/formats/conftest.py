@@ -1,8 +1,9 @@
-"""One fixture runs every line-codec test against both implementations.
+"""Fixtures that run every codec test against both implementations.
 
 ``line_codec`` (parametrised ``pure`` / ``C``) puts the chosen ``LineDecoder`` and
-``encode_lines`` into the test module's namespace, so a test written once checks both. The C
-implementation must be built (``pip install -e .``): a missing extension fails these tests.
+``encode_lines`` into the test module's namespace, ``ss_codec`` the chosen ``SsDecoder``, so a
+test written once checks both. The C implementation must be built (``pip install -e .``): a
+missing extension fails these tests.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from types import ModuleType
 import pytest
 
 from streamkit.formats import line as pure
+from streamkit.formats import ss as pure_ss
 
 
 def compiled() -> ModuleType:
@@ -21,6 +23,14 @@ def compiled() -> ModuleType:
     except ImportError as error:  # pragma: no cover - a broken install
         raise AssertionError(f"the C codec is not built ({error}); run pip install -e .") from None
     return line_compiled
+
+
+def compiled_ss() -> ModuleType:
+    try:
+        from streamkit.formats import ss_compiled
+    except ImportError as error:  # pragma: no cover - a broken install
+        raise AssertionError(f"the C codec is not built ({error}); run pip install -e .") from None
+    return ss_compiled
 
 
 IMPLEMENTATIONS = ["pure", "C"]
@@ -42,3 +52,15 @@ def line_codec(request: pytest.FixtureRequest) -> Iterator[ModuleType]:
     finally:
         for name, value in saved.items():
             setattr(module, name, value)
+
+
+@pytest.fixture(params=IMPLEMENTATIONS)
+def ss_codec(request: pytest.FixtureRequest) -> Iterator[ModuleType]:
+    chosen = pure_ss if request.param == "pure" else compiled_ss()
+    module = request.module
+    saved = module.SsDecoder
+    module.SsDecoder = chosen.SsDecoder
+    try:
+        yield chosen
+    finally:
+        module.SsDecoder = saved
