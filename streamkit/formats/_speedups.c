@@ -1127,6 +1127,248 @@ ss_scan(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
                          stopped ? Py_True : Py_False);
 }
 
+/* ss_encode(messages, start, key, position, interval, streams, StreamState)
+ *     -> (bytes, next, position, new_streams)
+ *
+ * The C twin of SsEncoder.encode for Message objects: frames appended back to back from
+ * messages[start], each stream's StreamState (seq, timestamp, running CRC) updated as the pure
+ * loop does. It stops before a frame that would reach the next beacon offset (the pure encoder
+ * splices it and writes the beacon) and before anything the pure encoder must judge (an
+ * invalid key, a number that does not fit, a time past 9999, a payload that is not bytes):
+ * `next` is then that message's index. `new_streams`: a StreamState was created (the beacon
+ * order must be rebuilt).
+ */
+typedef struct {
+    PyObject *key;   /* str, strong */
+    uint64_t shard;
+    PyObject *state; /* StreamState, strong */
+    uint64_t seq, ts;
+    uint16_t running;
+} EncState;
+
+static int
+enc_flush(EncState *t, int n)
+{
+    int status = 0;
+    for (int k = 0; k < n; k++) {
+        EncState *e = &t[k];
+        if (status == 0) {
+            PyObject *seq = PyLong_FromUnsignedLongLong(e->seq);
+            PyObject *ts = PyLong_FromUnsignedLongLong(e->ts);
+            PyObject *running = PyLong_FromLong(e->running);
+            if (!seq || !ts || !running || PyObject_SetAttrString(e->state, "seq", seq) < 0 ||
+                PyObject_SetAttrString(e->state, "timestamp", ts) < 0 ||
+                PyObject_SetAttrString(e->state, "running", running) < 0)
+                status = -1;
+            Py_XDECREF(seq);
+            Py_XDECREF(ts);
+            Py_XDECREF(running);
+        }
+        Py_DECREF(e->key);
+        Py_DECREF(e->state);
+    }
+    return status;
+}
+
+static int
+attr_u64(PyObject *obj, const char *name, uint64_t *out)
+{
+    PyObject *value = PyObject_GetAttrString(obj, name);
+    if (value == NULL)
+        return -1;
+    unsigned long long v = PyLong_Check(value) ? PyLong_AsUnsignedLongLong(value) : (unsigned long long)-1;
+    Py_DECREF(value);
+    if (PyErr_Occurred()) {
+        PyErr_Clear();
+        return 0; /* not representable: the pure encoder takes it */
+    }
+    *out = v;
+    return 1;
+}
+
+#define ENC_STATES 64
+
+static PyObject *
+ss_encode(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 7 || !PyList_Check(args[0]) || !PyDict_Check(args[5])) {
+        PyErr_SetString(PyExc_TypeError,
+                        "ss_encode(list, start, key, position, interval, dict, StreamState)");
+        return NULL;
+    }
+    if (msg_type == NULL) {
+        PyErr_SetString(PyExc_RuntimeError, "_speedups.configure() was not called");
+        return NULL;
+    }
+    if (!crc_ready)
+        crc_init();
+    PyObject *messages = args[0], *forced = args[2] == Py_None ? NULL : args[2];
+    PyObject *streams = args[5], *state_type = args[6];
+    Py_ssize_t index = PyLong_AsSsize_t(args[1]);
+    long long position = PyLong_AsLongLong(args[3]);
+    long long interval = PyLong_AsLongLong(args[4]);
+    if (PyErr_Occurred())
+        return NULL;
+    if (interval <= 0 || position < 0 || index < 0) {
+        PyErr_SetString(PyExc_ValueError, "ss_encode(): bad position or interval");
+        return NULL;
+    }
+    long long boundary = (position / interval + 1) * interval;
+    Py_ssize_t count = PyList_GET_SIZE(messages);
+    EncState states[ENC_STATES];
+    int nstates = 0, new_streams = 0, failed = 0;
+    Buf b = {NULL, 0, 0};
+    for (; index < count; index++) {
+        PyObject *m = PyList_GET_ITEM(messages, index);
+        if (!Py_IS_TYPE(m, msg_type))
+            break;
+        PyObject *key = forced ? forced : get_slot(m, off_stream_key);
+        PyObject *payload = get_slot(m, off_payload);
+        PyObject *shard_o = get_slot(m, off_shard), *seq_o = get_slot(m, off_seq),
+                 *ts_o = get_slot(m, off_ts);
+        if (!key || !payload || !shard_o || !seq_o || !ts_o || !PyUnicode_Check(key) ||
+            !PyUnicode_IS_ASCII(key) || !PyBytes_CheckExact(payload) || !PyLong_Check(shard_o) ||
+            !PyLong_Check(seq_o) || !PyLong_Check(ts_o))
+            break;
+        Py_ssize_t klen = PyUnicode_GET_LENGTH(key);
+        const unsigned char *ktext = PyUnicode_1BYTE_DATA(key);
+        int key_ok = klen >= 1 && klen <= 249;
+        for (Py_ssize_t k = 0; key_ok && k < klen; k++)
+            key_ok = KEY_CHAR[ktext[k]];
+        if (!key_ok)
+            break;
+        uint64_t shard = PyLong_AsUnsignedLongLong(shard_o);
+        if (shard == (uint64_t)-1 && PyErr_Occurred())
+            break;
+        uint64_t seq = PyLong_AsUnsignedLongLong(seq_o);
+        if (seq == (uint64_t)-1 && PyErr_Occurred())
+            break;
+        uint64_t ts = PyLong_AsUnsignedLongLong(ts_o);
+        if ((ts == (uint64_t)-1 && PyErr_Occurred()) || ts > MAX_TIMESTAMP)
+            break;
+        Py_ssize_t size = PyBytes_GET_SIZE(payload);
+        if ((uint64_t)size > 0xFFFFFFFFull)
+            break;
+        Py_ssize_t frame = 1 + klen + 28 + size + 3;
+        if (position + frame >= boundary)
+            break; /* this frame meets a beacon offset: the pure encoder splices it */
+        /* the stream's state */
+        EncState *e = NULL;
+        for (int k = 0; k < nstates; k++)
+            if (states[k].shard == shard &&
+                (states[k].key == key || PyUnicode_Compare(states[k].key, key) == 0)) {
+                e = &states[k];
+                break;
+            }
+        if (e == NULL) {
+            if (nstates == ENC_STATES) {
+                if (enc_flush(states, nstates) < 0) {
+                    nstates = 0;
+                    failed = 1;
+                    break;
+                }
+                nstates = 0;
+            }
+            PyObject *dict_key = Py_BuildValue("(OK)", key, (unsigned long long)shard);
+            if (dict_key == NULL) {
+                failed = 1;
+                break;
+            }
+            PyObject *state = PyDict_GetItemWithError(streams, dict_key);
+            if (state == NULL && PyErr_Occurred()) {
+                Py_DECREF(dict_key);
+                failed = 1;
+                break;
+            }
+            uint64_t sseq = seq, sts = ts, srunning = 0xFFFF;
+            if (state == NULL) {
+                state = PyObject_CallFunction(state_type, "OO", seq_o, ts_o);
+                if (state == NULL || PyDict_SetItem(streams, dict_key, state) < 0) {
+                    Py_XDECREF(state);
+                    Py_DECREF(dict_key);
+                    failed = 1;
+                    break;
+                }
+                new_streams = 1;
+            }
+            else {
+                Py_INCREF(state);
+                int ok = attr_u64(state, "seq", &sseq);
+                if (ok > 0)
+                    ok = attr_u64(state, "timestamp", &sts);
+                if (ok > 0)
+                    ok = attr_u64(state, "running", &srunning);
+                if (ok <= 0 || srunning > 0xFFFF) {
+                    Py_DECREF(state);
+                    Py_DECREF(dict_key);
+                    if (ok < 0)
+                        failed = 1;
+                    break;
+                }
+            }
+            Py_DECREF(dict_key);
+            e = &states[nstates++];
+            e->key = Py_NewRef(key);
+            e->shard = shard;
+            e->state = state; /* the reference taken above */
+            e->seq = sseq;
+            e->ts = sts;
+            e->running = (uint16_t)srunning;
+        }
+        const unsigned char *data = (const unsigned char *)PyBytes_AS_STRING(payload);
+        uint16_t crc = size ? crc16(data, size, 0xFFFF) : 0xFFFF;
+        if (seq > e->seq)
+            e->seq = seq;
+        if (ts > e->ts)
+            e->ts = ts;
+        unsigned char word[2] = {(unsigned char)(crc >> 8), (unsigned char)(crc & 0xFF)};
+        e->running = crc16(word, 2, e->running);
+        if (buf_reserve(&b, frame) < 0) {
+            failed = 1;
+            break;
+        }
+        unsigned char *out = (unsigned char *)b.data + b.len;
+        out[0] = (unsigned char)klen;
+        memcpy(out + 1, ktext, klen);
+        unsigned char *h = out + 1 + klen;
+        for (int k = 0; k < 8; k++) {
+            h[k] = (unsigned char)(shard >> (56 - 8 * k));
+            h[8 + k] = (unsigned char)(seq >> (56 - 8 * k));
+            h[16 + k] = (unsigned char)(ts >> (56 - 8 * k));
+        }
+        h[24] = (unsigned char)(size >> 24);
+        h[25] = (unsigned char)(size >> 16);
+        h[26] = (unsigned char)(size >> 8);
+        h[27] = (unsigned char)size;
+        memcpy(h + 28, data, size);
+        unsigned char *tail = h + 28 + size;
+        tail[0] = word[0];
+        tail[1] = word[1];
+        tail[2] = 13;
+        b.len += frame;
+        position += frame;
+    }
+    PyObject *etype = NULL, *evalue = NULL, *etb = NULL;
+    if (failed)
+        PyErr_Fetch(&etype, &evalue, &etb);
+    else
+        PyErr_Clear(); /* a value the pure encoder must judge stopped the loop, nothing more */
+    int flush_failed = enc_flush(states, nstates) < 0;
+    if (failed || flush_failed) {
+        PyMem_Free(b.data);
+        if (failed)
+            PyErr_Restore(etype, evalue, etb);
+        if (!PyErr_Occurred())
+            PyErr_SetString(PyExc_RuntimeError, "ss_encode() failed");
+        return NULL;
+    }
+    PyObject *bytes = PyBytes_FromStringAndSize(b.data ? b.data : "", b.len);
+    PyMem_Free(b.data);
+    if (bytes == NULL)
+        return NULL;
+    return Py_BuildValue("(NnLO)", bytes, index, position, new_streams ? Py_True : Py_False);
+}
+
 /* ---------------------------------------------------------------- module */
 
 static PyMethodDef methods[] = {
@@ -1136,6 +1378,8 @@ static PyMethodDef methods[] = {
     {"encode", (PyCFunction)(void (*)(void))encode, METH_FASTCALL,
      "encode(messages, stream_key[, other]) -> bytes | None"},
     {"crc16", py_crc16, METH_VARARGS, "crc16(data, crc=0xFFFF) -> CRC-16/CDMA2000"},
+    {"ss_encode", (PyCFunction)(void (*)(void))ss_encode, METH_FASTCALL,
+     "ss_encode(messages, start, key, position, interval, streams, StreamState)"},
     {"ss_scan", (PyCFunction)(void (*)(void))ss_scan, METH_FASTCALL,
      "ss_scan(buf, i, lim, limit, out, verify) -> (i, frame_start, ended, stopped)"},
     {NULL, NULL, 0, NULL},

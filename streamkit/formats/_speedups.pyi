@@ -31,3 +31,13 @@ def ss_scan(
     buf: bytes, i: int, lim: int, limit: int, out: list[object], verify: bool, /
 ) -> tuple[int, int, bool, bool]: ...
 def crc16(data: bytes, crc: int = 0xFFFF, /) -> int: ...
+def ss_encode(
+    messages: list[Any],
+    start: int,
+    key: str | None,
+    position: int,
+    interval: int,
+    streams: dict[Any, Any],
+    state_type: type,
+    /,
+) -> tuple[bytes, int, int, bool]: ...

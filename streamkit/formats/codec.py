@@ -15,10 +15,18 @@ from typing import Any
 from streamkit.formats import line as _pure
 from streamkit.formats import ss as _pure_ss
 
-__all__ = ["IMPLEMENTATION", "LineDecoder", "SsDecoder", "encode_lines", "encode_log_lines"]
+__all__ = [
+    "IMPLEMENTATION",
+    "LineDecoder",
+    "SsDecoder",
+    "SsEncoder",
+    "encode_lines",
+    "encode_log_lines",
+]
 
 LineDecoder: type[_pure.LineDecoder] = _pure.LineDecoder
 SsDecoder: type[_pure_ss.SsDecoder] = _pure_ss.SsDecoder
+SsEncoder: type[_pure_ss.SsEncoder] = _pure_ss.SsEncoder
 encode_lines = _pure.encode_lines
 encode_log_lines: Callable[[list[Any], Callable[[Any], bytes]], bytes | None] | None = None
 """``decode``'s log lines in C (None on the pure path: decode's own loop formats them)."""
@@ -34,6 +42,7 @@ if os.environ.get("STREAMKIT_PURE_PYTHON", "") != "1":
     else:
         LineDecoder = _compiled.LineDecoder
         SsDecoder = _compiled_ss.SsDecoder
+        SsEncoder = _compiled_ss.SsEncoder
         encode_lines = _compiled.encode_lines
         encode_log_lines = _compiled.encode_log_lines
         IMPLEMENTATION = "C"

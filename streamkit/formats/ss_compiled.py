@@ -1,4 +1,4 @@
-"""The compiled ``.ss`` frame decoder: ``SsDecoder`` with its frame loop in C.
+"""The compiled ``.ss`` codec: ``SsDecoder`` and ``SsEncoder`` with their frame loops in C.
 
 Only ``_fast`` (the frames between two beacon offsets) changes: ``_speedups.ss_scan`` parses
 them, checks trailer, timestamp and CRC-16 per frame and builds the Message objects. At a frame
@@ -9,15 +9,18 @@ header stay in ss.py. Importing this module raises ImportError when the extensio
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 from streamkit.formats import _speedups
 from streamkit.formats import ss as _ss
 from streamkit.formats.ss import Item
 from streamkit.message import BROADCAST, Message
 
-__all__ = ["SsDecoder"]
+__all__ = ["SsDecoder", "SsEncoder"]
 
 _speedups.configure(Message, BROADCAST)
 _ss_scan = _speedups.ss_scan
+_ss_encode = _speedups.ss_encode
 
 
 class SsDecoder(_ss.SsDecoder):
@@ -48,3 +51,32 @@ class SsDecoder(_ss.SsDecoder):
             self._scan(out, limit, _ss._EXACT_CHECK if self._verify else _ss._NO_CHECK)
             return True
         return i != start
+
+
+class SsEncoder(_ss.SsEncoder):
+    """``SsEncoder`` of ss.py whose Message path (``encode_messages``) formats frames in C.
+
+    ``_speedups.ss_encode`` writes frames back to back and keeps each stream's state; a frame
+    that meets a beacon offset, and anything the C code does not judge (an invalid key, a
+    number out of range), goes through ss.py's ``encode`` one frame at a time, which splices,
+    writes beacons and sets ``failed`` exactly as the pure encoder does.
+    """
+
+    def encode_messages(self, messages: Iterable[Message], key: str | None = None) -> bytes:
+        self.failed = None
+        batch = messages if isinstance(messages, list) else list(messages)
+        out: list[bytes] = []
+        index, count = 0, len(batch)
+        while index < count:
+            data, index, self.position, new_streams = _ss_encode(
+                batch, index, key, self.position, self.interval, self.streams, _ss.StreamState
+            )
+            if new_streams:
+                self._order = None
+            out.append(data)
+            if index < count:
+                out.append(self._encode_loop(batch[index : index + 1], key))
+                if self.failed is not None:
+                    break
+                index += 1
+        return b"".join(out)

@@ -1,9 +1,9 @@
 """Fixtures that run every codec test against both implementations.
 
 ``line_codec`` (parametrised ``pure`` / ``C``) puts the chosen ``LineDecoder`` and
-``encode_lines`` into the test module's namespace, ``ss_codec`` the chosen ``SsDecoder``, so a
-test written once checks both. The C implementation must be built (``pip install -e .``): a
-missing extension fails these tests.
+``encode_lines`` into the test module's namespace, ``ss_codec`` the chosen ``SsDecoder`` and
+``SsEncoder``, so a test written once checks both. The C implementation must be built
+(``pip install -e .``): a missing extension fails these tests.
 """
 
 from __future__ import annotations
@@ -58,9 +58,12 @@ def line_codec(request: pytest.FixtureRequest) -> Iterator[ModuleType]:
 def ss_codec(request: pytest.FixtureRequest) -> Iterator[ModuleType]:
     chosen = pure_ss if request.param == "pure" else compiled_ss()
     module = request.module
-    saved = module.SsDecoder
-    module.SsDecoder = chosen.SsDecoder
+    names = [name for name in ("SsDecoder", "SsEncoder") if hasattr(module, name)]
+    saved = {name: getattr(module, name) for name in names}
+    for name in names:
+        setattr(module, name, getattr(chosen, name))
     try:
         yield chosen
     finally:
-        module.SsDecoder = saved
+        for name, value in saved.items():
+            setattr(module, name, value)

@@ -115,3 +115,44 @@ def test_eos_ends_decoding_in_both() -> None:
     found = [m for m in result[0] if isinstance(m, Message)]
     assert [m.stream_key for m in found] == ["tick", INTERNAL_KEY]
     assert result[4] is True
+
+
+MESSAGES = st.lists(
+    st.builds(
+        Message,
+        st.sampled_from(["tick", "a", "k.1", "bad key", ""]),
+        st.sampled_from([0, 1, 2, 2**64 - 1, 2**64, -1]),
+        st.sampled_from([0, 5, 2**64 - 1, 2**64, -1]),
+        st.sampled_from([0, 1_795_417_200_123, pure.MAX_TIMESTAMP, pure.MAX_TIMESTAMP + 1, -1]),
+        st.binary(max_size=300),
+    ),
+    max_size=60,
+)
+
+
+def encoded(
+    cls: type[pure.SsEncoder], batches: list[list[Message]], key: Any, interval: int
+) -> Any:
+    encoder = cls(interval)
+    data = encoder.header("e.ss", 0)
+    for batch in batches:
+        data += encoder.encode_messages(batch, key)
+        if encoder.failed is not None:
+            break
+    streams = {k: (v.seq, v.timestamp, v.running) for k, v in encoder.streams.items()}
+    return data, str(encoder.failed), streams, encoder.position, encoder.markers_written
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    MESSAGES,
+    st.sampled_from([None, "renamed", "bad key"]),
+    st.sampled_from([128, 300, 1024, 1 << 20]),
+    st.integers(1, 30),
+)
+def test_encoders_write_the_same_bytes_state_and_failure(
+    messages: list[Message], key: str | None, interval: int, batch: int
+) -> None:
+    batches = [messages[i : i + batch] for i in range(0, len(messages), batch)]
+    expected = encoded(pure.SsEncoder, batches, key, interval)
+    assert encoded(compiled.SsEncoder, batches, key, interval) == expected
