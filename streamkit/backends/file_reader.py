@@ -15,13 +15,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from streamkit.errors import FileFormatError, UsageError
+from streamkit.formats.codec import SsDecoder  # the C frame loop when built
 from streamkit.formats.ss import (
     HEADER_SIZE,
     Beacon,
     FileHeader,
     Item,
     Marker,
-    SsDecoder,
     decode_header,
     num_markers,
     parse_beacon,

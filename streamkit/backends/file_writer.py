@@ -22,12 +22,12 @@ from operator import attrgetter, lt
 
 from streamkit.backends.file_reader import DIRECTORY_HINT
 from streamkit.errors import BackendError, FileFormatError, UsageError
+from streamkit.formats.codec import SsEncoder  # the C frame loop when built
 from streamkit.formats.crc16 import CRC16_INIT, crc16_calc, word_table
 from streamkit.formats.ss import (
     DEFAULT_BEACON_INTERVAL,
     HEADER_SIZE,
     Item,
-    SsEncoder,
     StreamState,
     is_eos,
     validate_beacon_interval,

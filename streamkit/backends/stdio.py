@@ -27,6 +27,7 @@ from collections.abc import Callable, Sequence
 from itertools import compress as _compress
 from operator import attrgetter
 from operator import or_ as _or
+from typing import Any
 
 from streamkit.backends.base import (
     ConnectOptions,
@@ -39,12 +40,13 @@ from streamkit.backends.base import (
     reject_unsupported,
 )
 from streamkit.errors import DataError, EndOfStream, UsageError
+from streamkit.formats import line
+from streamkit.formats.codec import LineDecoder, encode_lines
 from streamkit.formats.jsonl import JsonLineDecoder, encode_json_lines
-from streamkit.formats.line import LineDecoder, encode_lines
 from streamkit.message import BROADCAST, Message, now_ms
 from streamkit.uri import StreamUri
 
-__all__ = ["StdioConsumer", "StdioProducer", "StdioStreamer", "open_streamer"]
+__all__ = ["StdioConsumer", "StdioProducer", "StdioStreamer", "open_streamer", "relay_lines"]
 
 CHUNK_SIZE = 1 << 16
 """Bytes per read. A pipe hands over at most 64 KiB anyway; from a file or a socket, bigger
@@ -61,7 +63,7 @@ class _StdinHub:
     def __init__(self, fd: int = 0) -> None:
         self.fd = fd
         self.consumers: list[StdioConsumer] = []
-        self.decoder: LineDecoder | JsonLineDecoder | None = None
+        self.decoder: line.LineDecoder | JsonLineDecoder | None = None
         self.decoder_options: tuple[str, str, bool] | None = None
         self.eof = False
         self.stopped = asyncio.Event()
@@ -200,7 +202,7 @@ class _StdoutWriter:
         self.fd = fd
         self.next_seq: dict[str, int] = {}
 
-    def write(self, data: bytes) -> None:
+    def write(self, data: bytes | bytearray) -> None:
         view = memoryview(data)
         while view:
             try:
@@ -434,3 +436,57 @@ class StdioStreamer(Streamer):
 async def open_streamer(uri: StreamUri, options: ConnectOptions) -> Streamer:
     reject_unsupported(options, "stdio", {"connect_timeout", "verbose"})
     return StdioStreamer(uri, options)
+
+
+async def relay_lines(consumer: Consumer, producer: Producer) -> int | None:
+    """stdin → stdout in the line format without a Message per line; None if not applicable.
+
+    The compiled decoder turns each chunk read into the output lines directly (copying lines
+    already in canonical form, formatting the others, dropping keys the consumer does not
+    read, renaming to the producer's key); lines it does not take go through the pure parser
+    and encoder one by one, so output, errors and exit codes are those of the batch loop. Taken
+    only for one ungrouped consumer without ``--since``/``--until`` and line output; returns
+    the number of messages written.
+    """
+    if not isinstance(consumer, StdioConsumer) or not isinstance(producer, StdioProducer):
+        return None
+    hub = consumer.hub
+    decoder = hub.decoder
+    options = consumer.options
+    if (
+        not hasattr(decoder, "feed_into")
+        or producer._encode is not encode_lines
+        or producer.closed
+        or consumer.group is not None
+        or options.since is not None
+        or options.until is not None
+        or hub.consumers != [consumer]
+        or consumer._pending
+        or hub.eof
+    ):
+        return None
+    transcoder: Any = decoder  # the compiled LineDecoder (line_compiled), by feed_into
+    keep = consumer.keys or None
+    out_key = producer.stream_key
+    writer = producer.writer
+    sink = bytearray()
+    while not hub.stopped.is_set():  # after stop() nothing new is read (as in pump)
+        data = await hub._read()
+        if data is None:
+            break
+        try:
+            if data:
+                transcoder.feed_into(data, sink, keep, out_key)
+            else:
+                transcoder.finish_into(sink, keep, out_key)
+        finally:
+            if sink:  # what precedes a bad line or message is written first
+                writer.write(sink)
+                sink.clear()
+        if transcoder.error is not None:
+            raise transcoder.error
+        if not data:
+            break
+    hub.eof = True
+    relayed: int = transcoder.relayed
+    return relayed

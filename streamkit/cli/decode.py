@@ -28,8 +28,9 @@ import click
 from streamkit.backends.file_reader import SeekTarget, SsFileReader, ss_path
 from streamkit.cli.runner import silence_stdout
 from streamkit.errors import FileFormatError, UsageError
+from streamkit.formats.codec import SsDecoder, encode_log_lines  # C loops when built
 from streamkit.formats.line import is_utf8
-from streamkit.formats.ss import Beacon, FileHeader, Item, SsDecoder, is_eos
+from streamkit.formats.ss import Beacon, FileHeader, Item, is_eos
 from streamkit.message import INTERNAL_KEY, Message, validate_stream_key
 from streamkit.timeutil import format_ms, parse_time
 
@@ -181,6 +182,10 @@ class _Printer:
                 for item in selected
                 if isinstance(item, Message) and (internal or item.stream_key != INTERNAL_KEY)
             )
+        if self.fmt == "log" and not self.header_only and encode_log_lines is not None:
+            data = encode_log_lines(selected, self._beacon_line)  # in C, the same bytes
+            if data is not None:
+                return data
         if self.fmt != "log":
             return b"".join(
                 self._json_line(item) if isinstance(item, Message) else self._beacon_line(item)

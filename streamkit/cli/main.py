@@ -43,8 +43,25 @@ class _LazyGroup(click.Group):
         return command
 
 
+def _show_version(ctx: click.Context, _param: click.Parameter, value: bool) -> None:
+    """``--version``: also which line codec is active (imported only here: fast start)."""
+    if not value or ctx.resilient_parsing:
+        return
+    from streamkit.formats.codec import IMPLEMENTATION
+
+    click.echo(f"streamkit, version {__version__} (codec: {IMPLEMENTATION})")
+    ctx.exit()
+
+
 @click.group(cls=_LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
-@click.version_option(__version__, "--version", prog_name="streamkit")
+@click.option(
+    "--version",
+    is_flag=True,
+    expose_value=False,
+    is_eager=True,
+    callback=_show_version,
+    help="Show the version (and whether the C codec is active) and exit.",
+)
 def cli() -> None:
     """Real-time streams for the shell: one line format, one .ss file format, and stdio,
     file, Redis, Kafka and memory backends chosen by URI.

@@ -14,7 +14,7 @@ from typing import Any
 import click
 
 from streamkit.backends.base import ConnectOptions
-from streamkit.backends.stdio import StdioProducer
+from streamkit.backends.stdio import StdioProducer, relay_lines
 from streamkit.cli.notes import filtered_note
 from streamkit.cli.options import (
     DURATION,
@@ -181,7 +181,17 @@ async def _relay(
                     stats = RelayStats(consumer, stats_interval)
                     stats.start()
                 try:
-                    if remaining != 0:
+                    fast = None
+                    if (
+                        remaining is None
+                        and not consumer_options.needs_commit
+                        and pacer is None
+                        and stats is None
+                    ):
+                        fast = await relay_lines(consumer, producer)  # stdio → stdio in C
+                    if fast is not None:
+                        relayed = fast
+                    elif remaining != 0:
                         batches = consumer.batches(batch_size)
                         if pacer is not None:
                             shutdown.on_stop(pacer.hurry)

@@ -319,7 +319,12 @@ class LineDecoder(LineBuffer):
                                 base * 1000 + (int((ts[21:] + b"00")[:3]) if size > 20 else 0),
                                 payload,
                             )
-                            if size == 24 and count == 4:
+                            if (
+                                size == 24
+                                and count == 4
+                                and (seq_text[:1] != b"0" or seq_text == b"0")
+                                and (shard_text[:1] != b"0" or shard_text == b"0")
+                            ):  # the exact text encode_lines would write: copy it later
                                 message.line = line
                             append(message)
                             flags.append(False)

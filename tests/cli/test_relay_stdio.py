@@ -568,10 +568,18 @@ def test_help_shows_an_example(command: list[str]) -> None:
     assert "streamkit clock --stream tick" in text
 
 
-def test_version() -> None:
-    done = run("--version")
+@pytest.mark.parametrize(("pure", "codec"), [("0", "C"), ("1", "pure Python")])
+def test_version_names_the_active_codec(pure: str, codec: str) -> None:
+    done = subprocess.run(
+        [*STREAMKIT, "--version"],
+        capture_output=True,
+        env={**ENV, "STREAMKIT_PURE_PYTHON": pure},
+        timeout=TIMEOUT,
+        check=False,
+    )
     assert done.returncode == 0
-    assert done.stdout.decode().strip() == f"streamkit, version {streamkit.__version__}"
+    text = done.stdout.decode().strip()
+    assert text == f"streamkit, version {streamkit.__version__} (codec: {codec})"
 
 
 def test_bin_wrappers_work_from_a_checkout() -> None:

@@ -15,6 +15,9 @@ from streamkit.message import BROADCAST, MAX_U64, Message
 
 NOW = 1_795_417_200_123
 
+# Every test here runs against the pure and the compiled codec (tests/formats/conftest.py).
+pytestmark = pytest.mark.usefixtures("line_codec")
+
 
 def clock() -> int:
     return NOW

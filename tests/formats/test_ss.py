@@ -36,6 +36,10 @@ SAMPLE = Path(__file__).resolve().parents[1] / "fixtures" / "sample-1.ss"
 Frame = tuple[str, int, int, int, bytes]
 
 
+# Every test here runs against the pure and the compiled decoder (tests/formats/conftest.py).
+pytestmark = pytest.mark.usefixtures("ss_codec")
+
+
 def decode_all(data: bytes, chunk: int | None = None) -> list[Item]:
     decoder = SsDecoder(source="t.ss")
     items: list[Item] = []

@@ -1,0 +1,43 @@
+"""Types of the compiled line codec (streamkit/formats/_speedups.c)."""
+
+from collections.abc import Callable
+from typing import Any
+
+from streamkit.message import Message
+
+def configure(message_type: type[Message], broadcast: str, /) -> None: ...
+def scan(
+    chunk: bytes,
+    pos: int,
+    number: int,
+    now: int,
+    no_meta: bool,
+    counters: dict[tuple[str, int], int],
+    out: list[Message] | None,
+    flags: list[bool] | None,
+    clock: Callable[[], int],
+    sink: bytearray | None,
+    keep: frozenset[str] | None,
+    out_key: bytes | None,
+    /,
+) -> tuple[int, int, int, bool, int]: ...
+def encode(
+    messages: list[Any],
+    stream_key: str | None,
+    other: Callable[[Any], bytes] | None = None,
+    /,
+) -> bytes | None: ...
+def ss_scan(
+    buf: bytes, i: int, lim: int, limit: int, out: list[object], verify: bool, /
+) -> tuple[int, int, bool, bool]: ...
+def crc16(data: bytes, crc: int = 0xFFFF, /) -> int: ...
+def ss_encode(
+    messages: list[Any],
+    start: int,
+    key: str | None,
+    position: int,
+    interval: int,
+    streams: dict[Any, Any],
+    state_type: type,
+    /,
+) -> tuple[bytes, int, int, bool]: ...
