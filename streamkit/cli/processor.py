@@ -155,13 +155,14 @@ async def run_processor(values: dict[str, Any], pipeline: Pipeline | None = None
 
 _EXAMPLES = """
 \b
-Examples (mypkg and db stand for your own modules):
+Examples:
   streamkit clock --interval 0 --count 1000 | streamkit processor --func mypkg.enrich:handle
   streamkit processor --input kafka://127.0.0.1:9092/events --output stdio:///enriched \\
       --func mypkg.enrich:handle --workers 16 --ordered --partition-by user_id
   streamkit processor --exec 'jq -c .tick' --workers 4 --on-error skip
   streamkit processor --input redis://127.0.0.1:6379/rows --func db:insert_many \\
       --batch-size 500 --batch-timeout 1s --mode resumable --group loader
+  (mypkg.enrich and db stand for modules of your own)
 """
 
 
@@ -248,9 +249,12 @@ Examples (mypkg and db stand for your own modules):
 @click.option(
     "--stats",
     type=DURATION,
+    is_flag=False,
+    flag_value="1s",
     default=None,
-    metavar="INTERVAL",
-    help="Print counts, queue depths and latency p50/p99 to stderr every INTERVAL.",
+    metavar="[INTERVAL]",
+    help="Print counts, queue depths and latency p50/p99 to stderr every INTERVAL "
+    "(default 1s, as relay --stats).",
 )
 @click.option(
     "--count", type=click.IntRange(min=0), default=None, help="Stop after reading N messages."

@@ -200,6 +200,14 @@ def test_key_filter_that_left_messages_out_says_so(handlers: Path) -> None:
     ]
 
 
+def test_stats_takes_an_optional_interval_like_relay(handlers: Path) -> None:
+    done = processor(handlers, "--func", "sk_handlers:upper", "--stats", "--count", "3",
+                     stdin=lines(5))  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert len(parse(done.stdout)) == 3
+    assert done.stderr.decode().startswith("streamkit processor: done: ")
+
+
 def test_on_error_skip_logs_and_continues(handlers: Path) -> None:
     done = processor(handlers, "--func", "sk_handlers:bad_seven", "--on-error", "skip",
                      stdin=lines(30))  # fmt: skip
