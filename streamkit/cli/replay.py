@@ -54,6 +54,7 @@ def replay_options(function: F) -> F:
             click.option(
                 "--pace",
                 type=_PaceType(),
+                metavar="max|Nx",
                 default="max",
                 show_default=True,
                 help="Replay with the gaps between message timestamps: 1x as recorded, 10x "

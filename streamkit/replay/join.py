@@ -64,6 +64,7 @@ class Join(Consumer):
         self._reading_since: list[float | None] = [None] * count
         """When each reader's current read began (None: not in a read, e.g. its buffer is full)."""
         self._grow = [False] * count
+        self._paused = [False] * count
         self._space = [asyncio.Event() for _ in range(count)]
         self._changed = asyncio.Event()
         self._readers: list[asyncio.Task[None]] = []
@@ -100,7 +101,11 @@ class Join(Consumer):
             while True:
                 while merger.pending(index) >= self._capacity and not self._grow[index]:
                     space.clear()
-                    await space.wait()
+                    self._paused[index] = True
+                    try:
+                        await space.wait()
+                    finally:
+                        self._paused[index] = False
                 self._grow[index] = False
                 self._reading_since[index] = self._clock()
                 try:
@@ -168,12 +173,14 @@ class Join(Consumer):
         now = self._clock()
         soonest = math.inf
         for index in blocking:
-            since = self._reading_since[index]
-            if since is None:
-                # Not reading: its buffer is full of messages at the bound. Let it read on.
+            if self._paused[index]:
+                # Its buffer is full of messages at the bound: let it read on.
                 self._grow[index] = True
                 self._space[index].set()
                 continue
+            since = self._reading_since[index]
+            if since is None:  # between reads (or not started yet): about to read
+                since = self._reading_since[index] = now
             left = since + self.max_lateness - now
             if left <= 0:
                 self._merger.silence(index)

@@ -203,6 +203,9 @@ class Merger:
         if bound == -math.inf:
             return []
         limit = self._tie_limit(bound) if bound != math.inf else None
+        if bound < self.watermark:
+            # Older than what was already emitted: late whatever happens, so out at once.
+            bound, limit = self.watermark, None
         parts: list[Sequence[Message]] = []
         keys: list[str] = []
         for entry in self._inputs:

@@ -71,6 +71,20 @@ def test_the_join_writes_one_file_that_replays_as_one_timeline(tmp_path: Path) -
     assert back.stdout.splitlines() == [a[0], b[0], a[1], b[1], a[2]]
 
 
+def test_a_join_replays_at_a_pace(tmp_path: Path) -> None:
+    a = record(tmp_path / "a.ss", "a", list(range(0, 1000, 100)))
+    b = record(tmp_path / "b.ss", "b", list(range(50, 1050, 100)))
+    start = time.monotonic()
+    done = run(
+        "relay", "--input", f"file://{tmp_path}/a.ss/a", "--input", f"file://{tmp_path}/b.ss/b",
+        "--pace", "2x",
+    )  # fmt: skip
+    elapsed = time.monotonic() - start
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines() == [x for pair in zip(a, b) for x in pair]
+    assert elapsed >= 0.475  # 0 .. 950 ms at 2x; a timer never fires early
+
+
 def test_a_silent_redis_input_delays_the_join_by_at_most_max_lateness(
     tmp_path: Path, redis_server: RedisServer, unique_key: str
 ) -> None:

@@ -172,6 +172,23 @@ def test_an_input_that_said_nothing_holds_everything_until_it_is_silenced() -> N
     assert merger.late == 1
 
 
+def test_a_late_message_goes_out_at_once() -> None:
+    merger = Merger(2)
+    merger.push(0, [Message("a", 0, 0, 10, b"a10"), Message("a", 0, 1, 20, b"a20")])
+    merger.silence(1)
+    merger.end(0)
+    assert [m.payload for m in merger.take()] == [b"a10", b"a20"]
+    # Input 1 comes back with one old message: nothing can make it less late, so it does not
+    # wait for input 1 to say something newer.
+    merger.push(1, [Message("b", 0, 0, 15, b"b15")])
+    assert [m.payload for m in merger.take()] == [b"b15"]
+    assert merger.late == 1
+    merger.push(1, [Message("b", 0, 1, 20, b"b20")])
+    assert merger.take() == []  # not late: waits as usual (input 1 may send another 20)
+    merger.end(1)
+    assert [m.payload for m in merger.take()] == [b"b20"]
+
+
 def test_declared_keys_let_a_quiet_input_s_newest_message_go() -> None:
     merger = Merger(2, keys=["a", "b"])
     merger.push(0, [Message("a", 0, 0, 7, b""), Message("a", 0, 1, 8, b"")])
