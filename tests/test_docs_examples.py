@@ -1,0 +1,240 @@
+"""Every example in README.md and docs/*.md runs, exits as documented and prints what it says.
+
+The conventions (which blocks run, markers, private servers, ``until Ctrl-C``, the visible
+``*(not run by the docs test: ...)*`` note) are in tests/docs_examples.py's docstring. One test per
+block, id ``FILE:LINE`` of its opening fence; the blocks of one file share a directory and
+servers and run in document order (a block selected alone first runs the blocks before it).
+"""
+
+from __future__ import annotations
+
+import ast
+import os
+import re
+import subprocess
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+from tests.docs_examples import (
+    DOC_FILES,
+    EXIT_SIGINT,
+    MARKER,
+    ROOT,
+    Block,
+    Command,
+    Outcome,
+    all_blocks,
+    console_commands,
+    extract,
+    run_command,
+    shell_commands,
+    shim_dir,
+    substitute,
+)
+from tests.servers.kafka_broker import KafkaBroker
+from tests.servers.kafka_broker import free_port as kafka_port
+from tests.servers.redis_server import RedisServer
+
+BLOCKS = all_blocks()
+RUN = [block for block in BLOCKS if block.skip is None]
+NOT_RUN = [block for block in BLOCKS if block.skip is not None]
+DEFAULT_INTERRUPT = 3.0
+DEFAULT_TIMEOUT = 20.0
+
+
+@dataclass
+class DocEnv:
+    """One doc file's directory and private servers, and how far its blocks have run."""
+
+    path: Path
+    directory: Path
+    bin: Path
+    redis: RedisServer | None = None
+    kafka: KafkaBroker | None = None
+    ran: set[int] = field(default_factory=set)
+
+    def start_servers(self, blocks: list[Block]) -> None:
+        text = "".join(block.text for block in blocks)
+        if ":6379" in text and self.redis is None:
+            folder = self.directory.parent / "redis"
+            folder.mkdir(exist_ok=True)
+            self.redis = RedisServer(folder)
+            self.redis.start()
+        if ":9092" in text and self.kafka is None:
+            self.kafka = KafkaBroker(
+                "127.0.0.1", kafka_port(), log_path=self.directory.parent / "tansu.log"
+            )
+            self.kafka.start()
+
+    def prepare(self, blocks: list[Block]) -> None:
+        """Write the ``file=PATH`` blocks first: a command may name a module shown after it."""
+        self.start_servers(blocks)
+        for block in blocks:
+            target = block.value("file")
+            if target and not (self.directory / target).exists():
+                path = self.directory / target
+                path.parent.mkdir(parents=True, exist_ok=True)
+                path.write_text(self.local(block.text))
+
+    def stop(self) -> None:
+        if self.redis is not None:
+            self.redis.stop()
+        if self.kafka is not None:
+            self.kafka.stop()
+
+    def env(self) -> dict[str, str]:
+        env = dict(os.environ)
+        env["PATH"] = f"{self.bin}{os.pathsep}{env.get('PATH', '')}"
+        env["PYTHONPATH"] = os.pathsep.join(p for p in (str(ROOT), env.get("PYTHONPATH")) if p)
+        return env
+
+    def local(self, text: str) -> str:
+        redis = f"127.0.0.1:{self.redis.port}" if self.redis else None
+        kafka = self.kafka.address if self.kafka else None
+        return substitute(text, redis, kafka)
+
+
+@pytest.fixture(scope="session")
+def doc_envs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[Path, DocEnv]]:
+    envs: dict[Path, DocEnv] = {}
+    bin_dir = shim_dir(tmp_path_factory.mktemp("docs-bin"))
+    for path in DOC_FILES:
+        base = tmp_path_factory.mktemp(f"docs-{path.stem}")
+        (base / "work").mkdir()
+        envs[path] = DocEnv(path, base / "work", bin_dir)
+    yield envs
+    for env in envs.values():
+        env.stop()
+
+
+def run_block(env: DocEnv, block: Block) -> list[str]:
+    """Run one block in its file's directory; the failures found (empty: as documented)."""
+    env.ran.add(block.line)
+    if block.lang == "python":
+        return run_python(env, block)
+    interrupt = float(block.value("interrupt", str(DEFAULT_INTERRUPT)) or DEFAULT_INTERRUPT)
+    timeout = float(block.value("timeout", str(DEFAULT_TIMEOUT)) or DEFAULT_TIMEOUT)
+    expected: list[str] = []
+    if block.lang == "console":
+        commands, expected = console_commands(block)
+    else:
+        commands = shell_commands(block)
+    failures: list[str] = []
+    stdout = ""
+    for command in commands:
+        outcome = run_command(
+            ["bash", "-o", "pipefail", "-c", env.local(command.text)],
+            env.directory,
+            env.env(),
+            interrupt=interrupt if command.follows else None,
+            timeout=timeout,
+        )
+        stdout += outcome.stdout
+        problem = check_command(block, command, outcome, timeout)
+        if problem:
+            failures.append(problem)  # and go on: the later commands' failures are news too
+    failures += check_output(block, stdout, expected)
+    return failures
+
+
+def check_command(block: Block, command: Command, outcome: Outcome, timeout: float) -> str | None:
+    where = f"{block.path.relative_to(ROOT)}:{command.line}"
+    tail = outcome.stderr.strip()[-1500:]
+    if outcome.code is None:
+        hint = "" if command.follows else " (if it follows forever, say `# ... until Ctrl-C`)"
+        return f"{where}: still running after {timeout:.0f}s{hint}: {command.text}\n{tail}"
+    want = EXIT_SIGINT if command.follows else 0
+    if outcome.code != want:
+        return f"{where}: exit {outcome.code}, documented {want}: {command.text}\nstderr: {tail}"
+    if "Traceback" in outcome.stderr:
+        return f"{where}: a traceback on stderr: {command.text}\n{tail}"
+    return None
+
+
+def check_output(block: Block, stdout: str, expected: list[str]) -> list[str]:
+    failures = []
+    for text in [*block.values("output-contains"), *expected]:
+        if text not in stdout:
+            failures.append(f"{block.where}: stdout lacks {text!r}")
+    for pattern in block.values("output-matches"):
+        if not re.search(pattern, stdout, re.MULTILINE):
+            failures.append(f"{block.where}: stdout does not match {pattern!r}")
+    lines = block.value("output-lines")
+    if lines is not None and len(stdout.splitlines()) != int(lines):
+        failures.append(
+            f"{block.where}: {len(stdout.splitlines())} stdout lines, documented {lines}"
+        )
+    if failures:
+        failures.append(f"(the block's stdout ends: {stdout[-800:]!r})")
+    return failures
+
+
+def run_python(env: DocEnv, block: Block) -> list[str]:
+    source = env.local(block.text)
+    if block.value("file"):
+        compile(source, block.where, "exec")  # written by prepare(); it must at least be Python
+        return []
+    outcome = run_command(
+        [sys.executable, "-c", source],
+        env.directory,
+        env.env(),
+        interrupt=None,
+        timeout=float(block.value("timeout", str(DEFAULT_TIMEOUT)) or DEFAULT_TIMEOUT),
+    )
+    command = Command(block.line + 1, f"python (the block at {block.where})", False)
+    problem = check_command(block, command, outcome, DEFAULT_TIMEOUT)
+    return [problem] if problem else check_output(block, outcome.stdout, [])
+
+
+@pytest.mark.parametrize("block", RUN, ids=[block.where for block in RUN])
+def test_example_runs_as_documented(block: Block, doc_envs: dict[Path, DocEnv]) -> None:
+    env = doc_envs[block.path]
+    same_file = [b for b in RUN if b.path == block.path]
+    env.prepare(same_file)
+    for earlier in same_file:
+        if earlier.line >= block.line:
+            break
+        if earlier.line not in env.ran:
+            run_block(env, earlier)  # selected alone: set the directory up as the doc does
+    failures = run_block(env, block)
+    assert not failures, "\n".join(failures)
+
+
+@pytest.mark.parametrize("block", NOT_RUN, ids=[block.where for block in NOT_RUN])
+def test_example_not_run_still_parses(block: Block) -> None:
+    """A block the suite cannot run is at least valid shell or Python."""
+    if block.lang == "python":
+        compile(block.text, block.where, "exec", flags=ast.PyCF_ALLOW_TOP_LEVEL_AWAIT)
+        return
+    texts = (
+        [c.text for c in console_commands(block)[0]] if block.lang == "console" else [block.text]
+    )
+    for text in texts:
+        result = subprocess.run(["bash", "-n", "-c", text], capture_output=True, check=False)
+        assert result.returncode == 0, f"{block.where}: {result.stderr.decode()}"
+
+
+def test_every_marker_sits_on_an_example() -> None:
+    """A marker not directly above a runnable block would be silently ignored: refuse it."""
+    for path in DOC_FILES:
+        lines = path.read_text(encoding="utf-8").splitlines()
+        starts = {block.line for block in extract(path)}
+        for number, line in enumerate(lines, 1):
+            if MARKER.match(line.strip()):
+                following = next(
+                    (n for n in range(number + 1, len(lines) + 1) if lines[n - 1].strip()), 0
+                )
+                assert following in starts, (
+                    f"{path.relative_to(ROOT)}:{number}: marker on no example"
+                )
+
+
+def test_examples_are_found() -> None:
+    """The extractor sees the README's examples (a broken fence regex would silently pass)."""
+    readme = [block for block in BLOCKS if block.path.name == "README.md"]
+    assert {block.lang for block in readme} >= {"sh", "python"}
+    assert len(RUN) >= 10
