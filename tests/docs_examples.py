@@ -71,7 +71,7 @@ class Block:
 
     @property
     def where(self) -> str:
-        return f"{self.path.relative_to(ROOT)}:{self.line}"
+        return f"{shown(self.path)}:{self.line}"
 
     def values(self, key: str) -> list[str]:
         return [value for k, value in self.options if k == key]
@@ -79,6 +79,11 @@ class Block:
     def value(self, key: str, default: str | None = None) -> str | None:
         found = self.values(key)
         return found[-1] if found else default
+
+
+def shown(path: Path) -> str:
+    """A doc's name in test ids and messages: relative to the checkout when it is in it."""
+    return str(path.relative_to(ROOT)) if path.is_relative_to(ROOT) else str(path)
 
 
 def parse_marker(body: str, where: str) -> list[tuple[str, str]]:
@@ -107,7 +112,7 @@ def extract(path: Path) -> list[Block]:
             end += 1
         lang = fence.group("lang")
         if lang in RUN_LANGUAGES:
-            where = f"{path.relative_to(ROOT)}:{start + 1}"
+            where = f"{shown(path)}:{start + 1}"
             before = next((lines[j] for j in range(start - 1, -1, -1) if lines[j].strip()), "")
             marker = MARKER.match(before.strip())
             note = SKIP_NOTE.match(paragraph_after(lines, end))

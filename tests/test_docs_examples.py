@@ -30,9 +30,11 @@ from tests.docs_examples import (
     all_blocks,
     console_commands,
     extract,
+    parse_marker,
     run_command,
     shell_commands,
     shim_dir,
+    shown,
     substitute,
 )
 from tests.servers.kafka_broker import KafkaBroker
@@ -142,7 +144,7 @@ def run_block(env: DocEnv, block: Block) -> list[str]:
 
 
 def check_command(block: Block, command: Command, outcome: Outcome, timeout: float) -> str | None:
-    where = f"{block.path.relative_to(ROOT)}:{command.line}"
+    where = f"{shown(block.path)}:{command.line}"
     tail = outcome.stderr.strip()[-1500:]
     if outcome.code is None:
         hint = "" if command.follows else " (if it follows forever, say `# ... until Ctrl-C`)"
@@ -228,9 +230,7 @@ def test_every_marker_sits_on_an_example() -> None:
                 following = next(
                     (n for n in range(number + 1, len(lines) + 1) if lines[n - 1].strip()), 0
                 )
-                assert following in starts, (
-                    f"{path.relative_to(ROOT)}:{number}: marker on no example"
-                )
+                assert following in starts, f"{shown(path)}:{number}: marker on no example"
 
 
 def test_examples_are_found() -> None:
@@ -238,3 +238,69 @@ def test_examples_are_found() -> None:
     readme = [block for block in BLOCKS if block.path.name == "README.md"]
     assert {block.lang for block in readme} >= {"sh", "python"}
     assert len(RUN) >= 10
+
+
+SAMPLE = """# Sample
+
+<!-- example: output-contains="a b" interrupt=1 -->
+```sh
+# a comment
+echo one \\
+  two
+streamkit relay --input redis://127.0.0.1:6379/x   # live, until Ctrl-C
+pip install -e . && echo three
+```
+
+```console
+$ echo four
+four
+```
+
+```python
+print(1)
+```
+*(not run by the docs test: it needs
+a real cluster)*
+
+```text
+not an example
+```
+"""
+
+
+def test_extract_reads_markers_commands_and_visible_notes(tmp_path: Path) -> None:
+    doc = tmp_path / "sample.md"
+    doc.write_text(SAMPLE)
+    sh, console, python = extract(doc)
+    assert (sh.lang, sh.line, sh.skip) == ("sh", 4, None)
+    assert sh.values("output-contains") == ["a b"] and sh.value("interrupt") == "1"
+    commands = shell_commands(sh)
+    assert [c.line for c in commands] == [6, 8, 9]
+    assert commands[0].text == "echo one \\\n  two"
+    assert [c.follows for c in commands] == [False, True, False]
+    assert commands[2].text == "echo three"  # the leading pip install is dropped
+    assert console_commands(console) == ([Command(13, "echo four", False)], ["four"])
+    assert python.skip == "it needs a real cluster"
+
+
+def test_unknown_marker_key_is_refused() -> None:
+    with pytest.raises(ValueError, match="unknown example marker 'expect=3'"):
+        parse_marker("expect=3", "x.md:1")
+
+
+def test_ports_are_substituted_only_for_the_documented_defaults() -> None:
+    text = "redis://127.0.0.1:6379/a kafka://localhost:9092/b redis://127.0.0.1:63790/c"
+    assert substitute(text, "127.0.0.1:5000", "127.0.0.1:6000") == (
+        "redis://127.0.0.1:5000/a kafka://127.0.0.1:6000/b redis://127.0.0.1:63790/c"
+    )
+
+
+def test_a_follower_is_interrupted_and_a_hung_command_killed(tmp_path: Path) -> None:
+    env = dict(os.environ)
+    script = "trap 'exit 130' INT; while :; do sleep 0.05; done"
+    interrupted = run_command(["bash", "-c", script], tmp_path, env, interrupt=0.3, timeout=5)
+    assert interrupted.code == EXIT_SIGINT and interrupted.seconds < 4
+    hung = run_command(
+        ["bash", "-c", "trap '' INT; sleep 30"], tmp_path, env, interrupt=0.2, timeout=0.5
+    )
+    assert hung.code is None and hung.seconds < 5
