@@ -3,7 +3,8 @@
 The conventions (which blocks run, markers, private servers, ``until Ctrl-C``, the visible
 ``*(not run by the docs test: ...)*`` note) are in tests/docs_examples.py's docstring. One test per
 block, id ``FILE:LINE`` of its opening fence; the blocks of one file share a directory and
-servers and run in document order (a block selected alone first runs the blocks before it).
+servers and run in document order (a block selected alone first runs the blocks before it),
+on a worker thread per file, a few files at a time.
 """
 
 from __future__ import annotations
@@ -13,7 +14,10 @@ import os
 import re
 import subprocess
 import sys
+import threading
+import traceback
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -46,18 +50,57 @@ RUN = [block for block in BLOCKS if block.skip is None]
 NOT_RUN = [block for block in BLOCKS if block.skip is not None]
 DEFAULT_INTERRUPT = 3.0
 DEFAULT_TIMEOUT = 20.0
+PARALLEL_FILES = 3  # files run side by side; more would slow the 3 s follow windows on 2 cores
+RESULT_WAIT = 600.0
 
 
 @dataclass
 class DocEnv:
-    """One doc file's directory and private servers, and how far its blocks have run."""
+    """One doc file's directory and private servers, and what its blocks did.
+
+    ``run_until`` runs the file's blocks in order on a worker thread; the tests wait for their
+    block's result, so files run side by side (mostly sleeping: clocks, follow windows) while each
+    file keeps its order.
+    """
 
     path: Path
     directory: Path
     bin: Path
     redis: RedisServer | None = None
     kafka: KafkaBroker | None = None
-    ran: set[int] = field(default_factory=set)
+    results: dict[int, list[str]] = field(default_factory=dict)
+    finished: dict[int, threading.Event] = field(default_factory=dict)
+
+    def blocks(self) -> list[Block]:
+        return [block for block in RUN if block.path == self.path]
+
+    def run_until(self, last: int) -> None:
+        """Run the blocks up to line ``last``; any crash becomes the failure of its block."""
+        blocks = self.blocks()
+        for block in blocks:
+            self.finished.setdefault(block.line, threading.Event())
+        try:
+            self.prepare(blocks)
+            setup_error = None
+        except Exception as error:  # reported by each of the file's tests
+            setup_error = f"{shown(self.path)}: setting up failed: {error!r}"
+        for block in blocks:
+            if block.line > last:
+                break
+            if setup_error:
+                self.results[block.line] = [setup_error]
+            else:
+                try:
+                    self.results[block.line] = run_block(self, block)
+                except Exception:  # a bug here must fail the block's test, not hang it
+                    self.results[block.line] = [f"{block.where}: {traceback.format_exc()}"]
+            self.finished[block.line].set()
+
+    def result(self, block: Block) -> list[str]:
+        event = self.finished.get(block.line)
+        assert event is not None, f"{block.where} was not scheduled"
+        assert event.wait(RESULT_WAIT), f"{block.where}: no result within {RESULT_WAIT:.0f}s"
+        return self.results[block.line]
 
     def start_servers(self, blocks: list[Block]) -> None:
         text = "".join(block.text for block in blocks)
@@ -101,21 +144,37 @@ class DocEnv:
 
 
 @pytest.fixture(scope="session")
-def doc_envs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[Path, DocEnv]]:
+def doc_envs(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[dict[Path, DocEnv]]:
+    """Start every selected file's blocks (up to its last selected one) on a small thread pool."""
+    last: dict[Path, int] = {}
+    for item in request.session.items:
+        callspec = getattr(item, "callspec", None)
+        block = callspec.params.get("block") if callspec is not None else None
+        if isinstance(block, Block) and block.skip is None:
+            last[block.path] = max(last.get(block.path, 0), block.line)
     envs: dict[Path, DocEnv] = {}
     bin_dir = shim_dir(tmp_path_factory.mktemp("docs-bin"))
     for path in DOC_FILES:
         base = tmp_path_factory.mktemp(f"docs-{path.stem}")
         (base / "work").mkdir()
         envs[path] = DocEnv(path, base / "work", bin_dir)
-    yield envs
-    for env in envs.values():
-        env.stop()
+        for block in envs[path].blocks():
+            envs[path].finished[block.line] = threading.Event()
+    pool = ThreadPoolExecutor(max_workers=PARALLEL_FILES, thread_name_prefix="docs")
+    try:
+        for path, line in sorted(last.items(), key=lambda item: -len(envs[item[0]].blocks())):
+            pool.submit(envs[path].run_until, line)
+        yield envs
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+        for env in envs.values():
+            env.stop()
 
 
 def run_block(env: DocEnv, block: Block) -> list[str]:
     """Run one block in its file's directory; the failures found (empty: as documented)."""
-    env.ran.add(block.line)
     if block.lang == "python":
         return run_python(env, block)
     interrupt = float(block.value("interrupt", str(DEFAULT_INTERRUPT)) or DEFAULT_INTERRUPT)
@@ -194,15 +253,7 @@ def run_python(env: DocEnv, block: Block) -> list[str]:
 
 @pytest.mark.parametrize("block", RUN, ids=[block.where for block in RUN])
 def test_example_runs_as_documented(block: Block, doc_envs: dict[Path, DocEnv]) -> None:
-    env = doc_envs[block.path]
-    same_file = [b for b in RUN if b.path == block.path]
-    env.prepare(same_file)
-    for earlier in same_file:
-        if earlier.line >= block.line:
-            break
-        if earlier.line not in env.ran:
-            run_block(env, earlier)  # selected alone: set the directory up as the doc does
-    failures = run_block(env, block)
+    failures = doc_envs[block.path].result(block)  # earlier blocks of the file ran first
     assert not failures, "\n".join(failures)
 
 
