@@ -336,3 +336,17 @@ def test_sigterm_commits_exactly_what_a_resumable_kafka_relay_wrote(
     lines = first.lines + second.stdout.splitlines()
     ticks = [json.loads(line.rsplit(b"] ", 1)[1])["tick"] for line in lines]
     assert ticks == list(range(100_000))
+
+
+def test_e_alone_prints_the_whole_topic_like_kcat(kafka_broker: KafkaBroker, kcat: Kcat) -> None:
+    topic = kafka_broker.topic()
+    kafka_broker.create_topic(topic, partitions=1)
+    kcat.run(["-b", kafka_broker.address, "-P", "-t", topic], input=b"o1\no2\no3\n")
+    whole = relay("--input", kafka_broker.uri(topic), "-e")
+    assert whole.returncode == 0, whole.stderr
+    assert [line.rsplit(b"] ", 1)[1] for line in whole.stdout.splitlines()] == [b"o1", b"o2", b"o3"]
+    last = relay("--input", kafka_broker.uri(topic), "-e", "--offset", "-2")
+    assert last.returncode == 0, last.stderr
+    assert [line.rsplit(b"] ", 1)[1] for line in last.stdout.splitlines()] == [b"o2", b"o3"]
+    zero = relay("--input", kafka_broker.uri(topic), "-e", "--offset", "-0")
+    assert zero.returncode == 2 and b"-0" in zero.stderr
