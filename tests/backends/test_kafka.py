@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 
 import pytest
 
@@ -398,3 +399,21 @@ def test_offset_minus_n_is_the_last_n_of_each_partition(kafka_broker: KafkaBroke
         expected += [(partition, seq, payload) for seq, payload in mine[-4:]]
     assert sorted((m.shard_id, m.seq, m.payload) for m in last) == expected
     assert sorted((m.shard_id, m.seq, m.payload) for m in tails) == expected[3::4]
+
+
+def test_a_refused_connection_fails_at_once_naming_the_broker() -> None:
+    from streamkit.errors import ConnectError
+    from tests.servers.kafka_broker import free_port
+
+    address = f"127.0.0.1:{free_port()}"
+
+    async def main() -> None:
+        async with streamer(address):  # default connect_timeout: 10 s
+            pass
+
+    started = time.monotonic()
+    with pytest.raises(
+        ConnectError, match=f"no Kafka broker at {address} \\(connection refused\\)"
+    ):
+        run(main())
+    assert time.monotonic() - started < 2.0
