@@ -192,6 +192,13 @@ class Producer(abc.ABC):
     async def send(self, item: Payload) -> None:
         await self.send_many((item,))
 
+    @property
+    def confirmed(self) -> int | None:
+        """Messages the destination has confirmed storing, where the backend counts its
+        receipts (None: it does not). After a failure this, not the number handed to
+        ``send_many``, is what arrived: pipelined batches may still have been in flight."""
+        return None
+
     @abc.abstractmethod
     async def flush(self) -> None:
         """Wait until everything sent so far is written/acknowledged; raise if any of it failed."""

@@ -13,7 +13,7 @@ from typing import Any
 
 import click
 
-from streamkit.backends.base import ConnectOptions
+from streamkit.backends.base import ConnectOptions, Producer
 from streamkit.cli.options import (
     URI,
     connect_options,
@@ -118,6 +118,8 @@ async def _relay(
     remaining: int | None = values["count"]
     batch_size: int = values["batch_size"]
     relayed = 0
+    producer: Producer | None = None
+    failed = True
     source = await open_streamer(input_uri, input_connect)
     try:
         sink = await open_streamer(output_uri, output_connect)
@@ -142,8 +144,12 @@ async def _relay(
                                     break
                 finally:
                     await producer.close()
+                failed = False
             finally:
                 await consumer.close()
+                if failed and producer is not None and producer.confirmed is not None:
+                    # Batches in flight when the output failed did not all arrive.
+                    relayed = min(relayed, producer.confirmed)
                 skipped = int(getattr(consumer, "skipped", 0) or 0)
                 if skipped or connect.verbose:
                     extra = f", {skipped} invalid lines skipped" if skipped else ""

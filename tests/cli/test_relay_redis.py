@@ -7,6 +7,7 @@ import re
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -240,3 +241,43 @@ def test_e_alone_reads_from_the_start_and_minus_n_the_last(
     last = relay("--input", url, "--no-follow", "--offset", "-2")
     assert last.returncode == 0, last.stderr
     assert [row[4] for row in parse(last.stdout)] == [b"r3", b"r4"]
+
+
+def test_the_summary_after_giving_up_counts_what_redis_acknowledged(
+    redis_restartable: RedisServer, unique_key: str
+) -> None:
+    """Pipelined batches in flight when Redis went away are not counted as relayed."""
+    server = redis_restartable
+    url = server.stream_url(unique_key)
+    writer = start_relay(
+        "--input", "stdio:///x", "--output", url, "-v", "-X", "reconnect_timeout=1",
+        stdin=subprocess.PIPE,
+    )  # fmt: skip
+    assert writer.stdin is not None
+
+    def feed() -> None:
+        assert writer.stdin is not None
+        try:
+            for i in range(400):
+                writer.stdin.write(b"".join(b"line %d\n" % (i * 250 + j) for j in range(250)))
+                writer.stdin.flush()
+                time.sleep(0.01)
+        except (BrokenPipeError, ValueError):
+            pass
+
+    feeder = threading.Thread(target=feed)
+    feeder.start()
+    deadline = time.monotonic() + 30
+    while int(server.cli("XLEN", unique_key)) < 10_000:
+        assert time.monotonic() < deadline, "the relay never wrote"
+        time.sleep(0.01)
+    server.stop(save=True)  # the data stays (dump.rdb); the relay gives up after 1 s
+    feeder.join(60)
+    assert writer.wait(30) == 1
+    err = writer.stderr.read().decode() if writer.stderr else ""
+    server.start()
+    stored = int(server.cli("XLEN", unique_key))
+    match = re.search(r"(\d+) messages relayed", err)
+    assert match, err
+    relayed = int(match.group(1))
+    assert relayed <= stored <= relayed + 2000, (relayed, stored, err)
