@@ -354,3 +354,32 @@ def test_e_alone_prints_the_whole_topic_like_kcat(kafka_broker: KafkaBroker, kca
     assert [line.rsplit(b"] ", 1)[1] for line in last.stdout.splitlines()] == [b"o2", b"o3"]
     zero = relay("--input", kafka_broker.uri(topic), "-e", "--offset", "-0")
     assert zero.returncode == 2 and b"-0" in zero.stderr
+
+
+def test_a_broker_outage_is_one_streamkit_line_not_librdkafka_chatter(
+    kafka_restartable: KafkaBroker,
+) -> None:
+    broker = kafka_restartable
+    topic = broker.topic()
+    broker.create_topic(topic, partitions=1)
+    proc = subprocess.Popen(
+        [*STREAMKIT, "relay", "--input", broker.uri(topic), "--mode", "resumable",
+         "--group", broker.topic("g")],
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+    )  # fmt: skip
+    try:
+        time.sleep(4.0)  # joined the group, fetching
+        broker.stop()
+        time.sleep(3.0)  # librdkafka retries (and would log) every few hundred ms
+        broker.start()
+        time.sleep(1.0)
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    text = err.decode()
+    assert proc.returncode == 143, text
+    assert text.count(f"streamkit: kafka broker {broker.address} down") == 1, text
+    assert "FAIL [" not in text and "rdkafka#" not in text, text
+    assert len(text.strip().splitlines()) == 1, text
