@@ -65,12 +65,15 @@ class ConsumerOptions:
     """Where to start, where to stop, and how to share a stream. The same for every backend.
 
     ``offset=None`` means the backend's default: files and stdin start at the start, Redis and
-    Kafka at the end (live), as SeaStreamer and kcat do. ``follow=None`` likewise: files and
-    stdin stop at their end, Redis and Kafka follow.
+    Kafka at the end (live), as SeaStreamer and kcat do — except with ``follow=False``, which
+    starts at the start everywhere (kcat's ``-e`` prints the whole topic; end-to-end would
+    print nothing). ``follow=None`` likewise: files and stdin stop at their end, Redis and
+    Kafka follow. ``start_offset`` resolves both.
     """
 
     offset: str | int | None = field(default=None, metadata=_flag("--offset"))
-    """``"start"``, ``"end"``, or a sequence number to start AT (inclusive)."""
+    """``"start"``, ``"end"``, a sequence number to start AT (inclusive), or ``-N``: the last N
+    messages of each stream/shard/partition (kcat's ``-o -N``)."""
     since: int | None = field(default=None, metadata=_flag("--since"))
     """Deliver messages with timestamp >= since (ms)."""
     until: int | None = field(default=None, metadata=_flag("--until"))
@@ -97,8 +100,10 @@ class ConsumerOptions:
             raise UsageError(
                 f"--mode {self.mode} needs a consumer group: add --group NAME", "--mode"
             )
-        if isinstance(self.offset, int) and self.offset < 0:
-            raise UsageError(f"negative offset {self.offset}", "--offset")
+        if isinstance(self.offset, bool):
+            raise UsageError(
+                f"invalid offset {self.offset!r}: use start, end or a number", "--offset"
+            )
         if (
             self.offset is not None
             and not isinstance(self.offset, int)
@@ -111,6 +116,23 @@ class ConsumerOptions:
             raise UsageError(
                 f"invalid value {self.on_invalid!r}: use fail, skip or raw", "--on-invalid"
             )
+
+    def start_offset(self, default: str) -> str | int:
+        """The offset a backend whose own default is ``default`` starts at: the one given;
+        else ``"start"`` when not following (``-e``); else ``default``."""
+        if self.offset is not None:
+            return self.offset
+        if self.follow is False:
+            return "start"
+        return default
+
+    @property
+    def last_n(self) -> int | None:
+        """N for ``offset=-N`` (the last N of each stream/shard/partition), else None."""
+        offset = self.offset
+        if isinstance(offset, int) and offset < 0:
+            return -offset
+        return None
 
     @property
     def needs_commit(self) -> bool:
@@ -170,6 +192,13 @@ class Producer(abc.ABC):
     async def send(self, item: Payload) -> None:
         await self.send_many((item,))
 
+    @property
+    def confirmed(self) -> int | None:
+        """Messages the destination has confirmed storing, where the backend counts its
+        receipts (None: it does not). After a failure this, not the number handed to
+        ``send_many``, is what arrived: pipelined batches may still have been in flight."""
+        return None
+
     @abc.abstractmethod
     async def flush(self) -> None:
         """Wait until everything sent so far is written/acknowledged; raise if any of it failed."""
@@ -221,10 +250,6 @@ class Consumer(abc.ABC):
     async def batches(self, max_messages: int = 1000) -> AsyncIterator[list[Message]]:
         """The fast path: ``async for batch in consumer.batches(1000)``."""
         while True:
-            # A consumer whose data is local (a file, a client library's queue) may never
-            # suspend, and a signal's stop() is a loop callback: yield once per batch so it
-            # runs, and reading ends within a batch of the signal.
-            await asyncio.sleep(0)
             if self._buffer:
                 batch = [
                     self._buffer.popleft() for _ in range(min(max_messages, len(self._buffer)))
@@ -234,6 +259,11 @@ class Consumer(abc.ABC):
                     batch = await self.next_batch(max_messages)
                 except EndOfStream:
                     return
+            # A consumer whose data is local (a file, a client library's queue) may never
+            # suspend, and a signal's stop() is a loop callback: yield once per batch so it
+            # runs, and reading ends within a batch of the signal. After the read, not before:
+            # a producer in the same loop then adds at most one of its turns per batch.
+            await asyncio.sleep(0)
             yield batch
 
     async def recv(self, timeout: float | None = None) -> Message:

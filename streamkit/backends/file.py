@@ -209,7 +209,10 @@ class FileConsumer(Consumer):
         self._keys = frozenset(keys) if keys else None
         self._until = options.until
         self._since = options.since
-        self._min_seq = options.offset if isinstance(options.offset, int) else None
+        offset = options.offset
+        self._min_seq = offset if isinstance(offset, int) and offset >= 0 else None
+        self._skip: dict[tuple[str, int], int] = {}
+        """--offset -N: messages still to pass over per (stream, shard) before the last N."""
         self._done = False
         self._closed = False
         self._poll = _POLL_MIN
@@ -238,8 +241,28 @@ class FileConsumer(Consumer):
                 reader.park(reader.decoder.tell(), reader.eos_end)
         elif self._since is not None or self._min_seq is not None:
             reader.seek(SeekTarget(self._keys, self._min_seq, self._since))
+        if self.options.last_n is not None:
+            self._skip = self._count_before_last(self.options.last_n)
         self._positioned = True
         return True
+
+    def _count_before_last(self, n: int) -> dict[tuple[str, int], int]:
+        """--offset -N: how many messages of each stream and shard come before its last N.
+
+        Counted by reading the file once up to its current end (beacons mark positions, not
+        counts), so ``-N`` costs one extra read of the file."""
+        counts: dict[tuple[str, int], int] = {}
+        counter = SsFileReader(self._reader.path, follow=False, before_eos=True)
+        try:
+            if counter.read_header() is None:
+                return {}
+            while items := counter.read_items(65536):
+                for m in self._select_keys(items):
+                    where = (m.stream_key, m.shard_id)
+                    counts[where] = counts.get(where, 0) + 1
+        finally:
+            counter.close()
+        return {where: count - n for where, count in counts.items() if count > n}
 
     async def next_batch(self, max_messages: int = 1000) -> list[Message]:
         reader = self._reader
@@ -297,14 +320,34 @@ class FileConsumer(Consumer):
             if len(self.filtered_keys) < 16:
                 self.filtered_keys.update(others)
 
-    def _select(self, items: list[Item]) -> list[Message]:
+    def _select_keys(self, items: list[Item]) -> list[Message]:
         keys = self._keys
         if keys is None:
-            batch = [m for m in items if isinstance(m, Message) and m.stream_key != INTERNAL_KEY]
-        else:
-            batch = [m for m in items if isinstance(m, Message) and m.stream_key in keys]
-            if len(batch) < len(items):  # beacons, or other streams: count the latter
-                self._note_filtered(items, keys)
+            return [m for m in items if isinstance(m, Message) and m.stream_key != INTERNAL_KEY]
+        batch = [m for m in items if isinstance(m, Message) and m.stream_key in keys]
+        if len(batch) < len(items):  # beacons, or other streams: count the latter
+            self._note_filtered(items, keys)
+        return batch
+
+    def _pass_over(self, batch: list[Message]) -> list[Message]:
+        """--offset -N: drop each stream's messages before its last N (counted at open)."""
+        skip, out = self._skip, []
+        for m in batch:
+            where = (m.stream_key, m.shard_id)
+            left = skip.get(where)
+            if left:
+                if left == 1:
+                    del skip[where]
+                else:
+                    skip[where] = left - 1
+                continue
+            out.append(m)
+        return out
+
+    def _select(self, items: list[Item]) -> list[Message]:
+        batch = self._select_keys(items)
+        if self._skip:
+            batch = self._pass_over(batch)
         if self._since is not None:
             since = self._since
             batch = [m for m in batch if m.timestamp >= since]

@@ -9,6 +9,8 @@ The pieces: ``kafka_config`` (settings, ``-X``), ``kafka_producer``, ``kafka_con
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import socket
 from typing import Any
 
 from confluent_kafka import KafkaException
@@ -139,6 +141,59 @@ class KafkaStreamer(Streamer):
                 await consumer.close()
 
 
+def _bootstrap_addresses(servers: str) -> list[tuple[str, int]]:
+    """``host:port`` pairs of a ``bootstrap.servers`` list (``SSL://h:p`` and ``[v6]:p`` too)."""
+    addresses: list[tuple[str, int]] = []
+    for item in servers.split(","):
+        text = item.strip().rpartition("://")[2]
+        if not text:
+            continue
+        if text.startswith("["):
+            host, _, rest = text[1:].partition("]")
+            port_text = rest.lstrip(":")
+        else:
+            host, sep, port_text = text.rpartition(":")
+            if not sep:
+                host, port_text = text, ""
+        try:
+            addresses.append((host, int(port_text) if port_text else 9092))
+        except ValueError:
+            continue
+    return addresses
+
+
+async def _refused(address: tuple[str, int], timeout: float) -> str | None:
+    """Why a TCP connection to ``address`` failed at once (refused, unknown host), or None
+    when it connects, or only times out (a slow network is librdkafka's to wait for)."""
+    try:
+        _, writer = await asyncio.wait_for(asyncio.open_connection(*address), timeout)
+    except ConnectionRefusedError:
+        return "connection refused"
+    except socket.gaierror as exc:
+        return f"cannot resolve the host name: {exc.strerror}"
+    except (OSError, asyncio.TimeoutError):
+        return None
+    writer.close()
+    with contextlib.suppress(OSError):
+        await writer.wait_closed()
+    return None
+
+
+async def _fail_fast(servers: str, timeout: float, where: str) -> None:
+    """Fail at once when every bootstrap server refuses the connection.
+
+    librdkafka retries a refused connection until the timeout (10 s by default) and then
+    reports only "timed out"; Redis users get "refused" in a fraction of a second. A broker
+    that goes down later is still retried (that is librdkafka's reconnect, not this check)."""
+    addresses = _bootstrap_addresses(servers)
+    if not addresses:
+        return
+    reasons = await asyncio.gather(*(_refused(a, timeout) for a in addresses))
+    if all(reasons):
+        named = ", ".join(f"{h}:{p} ({r})" for (h, p), r in zip(addresses, reasons))
+        raise ConnectError(f"no Kafka broker at {named}: is the broker running there?", where)
+
+
 async def open_streamer(uri: StreamUri, options: ConnectOptions) -> KafkaStreamer:
     """Connect: check the ``-X`` settings and that a broker answers within the timeout."""
     config = base_config(uri, options.settings)
@@ -147,6 +202,7 @@ async def open_streamer(uri: StreamUri, options: ConnectOptions) -> KafkaStreame
     config["allow.auto.create.topics"] = False
     admin = _construct(AdminClient, config, options.settings)
     timeout = options.connect_timeout
+    await _fail_fast(str(config["bootstrap.servers"]), timeout, uri.redacted())
     try:
         await asyncio.to_thread(admin.list_topics, timeout=timeout)
     except KafkaException as exc:

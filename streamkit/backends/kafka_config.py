@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import re
 import sys
+import time
 from collections.abc import Mapping
 from typing import Any
 
@@ -107,24 +108,63 @@ def describe_kafka_error(error: Any) -> str:
     return str(text).strip()
 
 
-class _StderrHandler(logging.Handler):
+_LOG_LINE = re.compile(r"^(?P<facility>\S+) \[(?P<client>[^\]]*)\] (?P<rest>.*)$", re.S)
+_BROKER = re.compile(
+    r"\]: (?:GroupCoordinator: )?(?P<broker>\[?[^\s/]+\]?:\d+)(?:/\S+)?: (?P<what>.*)$", re.S
+)
+_REASON = re.compile(r"(?:failed: )?(?P<reason>[^:(]+?)\s*\(after \d+ms")
+
+OUTAGE_QUIET = 60.0
+"""Seconds without a failure from a broker after which its next failure is a new outage."""
+
+REPEAT_QUIET = 10.0
+"""-v: seconds before the same librdkafka line is printed again (it repeats every retry)."""
+
+
+class _LibrdkafkaHandler(logging.Handler):
+    """librdkafka's log lines, said the streamkit way.
+
+    Without a handler librdkafka prints every connection attempt ("FAIL [rdkafka#producer-2]
+    ... Connect to ... failed") to stderr, many times a second while a broker is down. Here a
+    broker failure becomes ONE line per outage, ``streamkit: kafka broker H:P down (...);
+    retrying``; with ``-v`` the details follow, each distinct line at most every 10 s.
+    """
+
+    def __init__(self, verbose: bool) -> None:
+        super().__init__(logging.DEBUG)
+        self.verbose = verbose
+        self._down: dict[str, float] = {}
+        self._said: dict[str, float] = {}
+
     def emit(self, record: logging.LogRecord) -> None:
-        sys.stderr.write(f"kafka: {record.getMessage()}\n")
+        text = record.getMessage()
+        now = time.monotonic()
+        match = _LOG_LINE.match(text)
+        if match is not None and match.group("facility") == "FAIL":
+            broker = _BROKER.search(match.group("rest"))
+            if broker is not None:
+                name = broker.group("broker")
+                last = self._down.get(name)
+                self._down[name] = now
+                if last is None or now - last > OUTAGE_QUIET:
+                    reason = _REASON.search(broker.group("what"))
+                    why = f" ({reason.group('reason').strip().lower()})" if reason else ""
+                    sys.stderr.write(f"streamkit: kafka broker {name} down{why}; retrying\n")
+        if not self.verbose or record.levelno < logging.WARNING:
+            return
+        detail = _BROKER.sub("]: ", text) if match is not None else text
+        said = self._said.get(detail)
+        if said is not None and now - said < REPEAT_QUIET:
+            return
+        self._said[detail] = now
+        sys.stderr.write(f"kafka: {text}\n")
 
 
 def kafka_logger(verbose: bool) -> logging.Logger:
-    """Where librdkafka's own log lines go: stderr with ``-v``, nowhere otherwise.
-
-    Without this, librdkafka prints connection chatter ("Connect to ... failed") to stderr
-    many times a second while a broker is down; the backend reports those conditions itself.
-    """
+    """Where librdkafka's own log lines go: through ``_LibrdkafkaHandler``, never raw."""
     logger = logging.getLogger("streamkit.kafka.librdkafka")
     logger.propagate = False
     logger.handlers.clear()
-    if verbose:
-        logger.addHandler(_StderrHandler())
-        logger.setLevel(logging.WARNING)
-    else:
-        logger.addHandler(logging.NullHandler())
-        logger.setLevel(logging.CRITICAL + 1)
+    logger.addHandler(_LibrdkafkaHandler(verbose))
+    logger.setLevel(logging.WARNING)
     return logger

@@ -104,6 +104,8 @@ class KafkaConsumer(Consumer):
         self._verbose = verbose
         self._group_mode = options.mode != "realtime"
         self._follow = True if options.follow is None else options.follow
+        self._offset = options.start_offset("end")
+        """Where to start: the option, ``start`` with -e and no --offset, else the end."""
         self._since = options.since
         self._until = options.until
         self._ends: dict[TP, int] | None = None
@@ -135,7 +137,7 @@ class KafkaConsumer(Consumer):
         if self._group_mode:
             # A group without a committed position starts where --offset says (default: end);
             # --offset N and --since are applied on assignment instead.
-            config["auto.offset.reset"] = "earliest" if self.options.offset == "start" else "latest"
+            config["auto.offset.reset"] = "earliest" if self._offset == "start" else "latest"
         self._client = RdConsumer(config)
         if self._group_mode:
             self._client.subscribe(self._topics, on_assign=self._on_assign, on_revoke=self._on_lose)
@@ -146,7 +148,7 @@ class KafkaConsumer(Consumer):
             self._finish_empty(self._partitions, starts)
 
     def _start_positions(self, partitions: Sequence[TP]) -> dict[TP, int]:
-        offset = self.options.offset
+        offset = self._offset
         if self._since is not None:
             starts = offsets_for_time(
                 self._client, partitions, self._since, self._timeout, self._where
@@ -155,6 +157,8 @@ class KafkaConsumer(Consumer):
         elif offset == "start":
             marks = watermarks(self._client, partitions, self._timeout)
             starts, why = {tp: marks[tp][0] for tp in partitions}, "start"
+        elif isinstance(offset, int) and offset < 0:
+            starts, why = self._last_n_starts(partitions, -offset), f"the last {-offset}"
         elif isinstance(offset, int):
             starts, why = dict.fromkeys(partitions, offset), f"offset {offset}"
         else:
@@ -165,6 +169,17 @@ class KafkaConsumer(Consumer):
         for tp in partitions:
             self._log(f"{_name(tp)} starts at offset {starts[tp]} ({why})")
         return starts
+
+    def _last_n_starts(self, partitions: Sequence[TP], n: int) -> dict[TP, int]:
+        """``--offset -N``: N before each partition's end, not below its first offset.
+
+        The end comes from a fetch (``fetch_ends``), not ListOffsets: tansu's high watermark
+        can be a whole batch short (kafka_positions), which would give fewer than N."""
+        ends = self._ends
+        if ends is None or any(tp not in ends for tp in partitions):
+            ends = fetch_ends(self._config, partitions, self._timeout)
+        marks = watermarks(self._client, partitions, self._timeout)
+        return {tp: max(marks[tp][0], ends[tp] - n) for tp in partitions}
 
     def _finish_empty(self, partitions: Sequence[TP], starts: dict[TP, int]) -> None:
         """With --no-follow, a partition starting at or past its end has nothing to give."""
@@ -180,7 +195,7 @@ class KafkaConsumer(Consumer):
         self._assigned = set(tps)
         fresh = [tp for tp in tps if tp not in self._positioned]
         self._positioned.update(fresh)
-        explicit = isinstance(self.options.offset, int) or self._since is not None
+        explicit = isinstance(self._offset, int) or self._since is not None
         if fresh and explicit:
             starts = self._start_positions(fresh)
             for tp in assigned:

@@ -297,6 +297,8 @@ class Topic:
         self.expire()
         if offset == "end":
             return self.end
+        if isinstance(offset, int) and offset < 0:
+            return max(self.head, self.end + offset)  # the last -offset messages
         if isinstance(offset, int):
             return offset
         return self.head

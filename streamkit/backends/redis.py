@@ -13,6 +13,8 @@ per read), ``message_field``.
 
 from __future__ import annotations
 
+import os
+import ssl
 from collections.abc import Mapping
 
 from streamkit.backends.base import (
@@ -77,6 +79,41 @@ def _own_settings(settings: Mapping[str, str]) -> dict[str, str]:
         elif "." not in name:
             own[name] = value
     return own
+
+
+def _check_tls(config: RedisConfig) -> None:
+    """The ``-X tls_*`` files, checked before connecting: a missing or unusable file is one
+    line naming the setting and the file (exit 2), not a traceback from the ssl module."""
+    if not config.tls:
+        return
+    named = (("tls_ca", config.tls_ca), ("tls_cert", config.tls_cert), ("tls_key", config.tls_key))
+    for name, path in named:
+        if path is None:
+            continue
+        if not os.path.exists(path):
+            raise UsageError("no such file", f"-X {name}={path}")
+        if not os.path.isfile(path):
+            raise UsageError("not a file", f"-X {name}={path}")
+        if not os.access(path, os.R_OK):
+            raise UsageError("permission denied", f"-X {name}={path}")
+    if config.tls_key and not config.tls_cert:
+        raise UsageError("needs -X tls_cert=FILE too", f"-X tls_key={config.tls_key}")
+    try:
+        context = ssl.create_default_context(cafile=config.tls_ca)
+    except ssl.SSLError as exc:
+        raise UsageError(
+            f"not a PEM CA certificate ({exc.reason or exc})", f"-X tls_ca={config.tls_ca}"
+        ) from None
+    if config.tls_cert:
+        try:
+            context.load_cert_chain(config.tls_cert, config.tls_key)
+        except ssl.SSLError as exc:
+            given = f"-X tls_cert={config.tls_cert}"
+            if config.tls_key:
+                given += f" -X tls_key={config.tls_key}"
+            raise UsageError(
+                f"not a PEM certificate and its key ({exc.reason or exc})", given
+            ) from None
 
 
 class RedisStreamer(Streamer):
@@ -151,6 +188,7 @@ async def open_streamer(uri: StreamUri, options: ConnectOptions) -> RedisStreame
         tls_key=settings.get("tls_key"),
         tls_verify=_flag(settings, "tls_verify", True),
     )
+    _check_tls(config)
     where = uri.redacted()
     if uri.has_key_list:
         where = where.rsplit("/", 1)[0]

@@ -118,6 +118,11 @@ class RedisConsumer(Consumer):
         self._grouped = options.mode != "realtime"
         self._name = default_consumer_name(options) if self._grouped else ""
         self._follow = options.follow is not False
+        self._offset = options.start_offset("start" if options.since is not None else "end")
+        """--offset, or where a run without one starts: the end (live); the start with -e
+        (kcat's -e prints the whole stream) or --since (which then decides)."""
+        self._last_n: dict[str, bytes] = {}
+        """--offset -N: per Redis key, the exclusive start id N entries before its end."""
         self._ready: collections.deque[Message] = collections.deque()
         self._readers: list[_Reader] = []
         self._shards: dict[str, _Shard] = {}
@@ -142,6 +147,9 @@ class RedisConsumer(Consumer):
         shards = await self._discover()
         await self._check_types(shards)
         ends = await self._last_ids(shards) if (not self._follow or self._anchors_end) else {}
+        if self.options.last_n is not None:
+            for shard in shards:
+                self._last_n[shard.rkey] = await self._id_before_last(shard, self.options.last_n)
         for shard in shards:
             last = ends.get(shard.rkey)
             if not self._follow:
@@ -150,7 +158,7 @@ class RedisConsumer(Consumer):
             if self._grouped:
                 shard.position = b"0-0"
             else:
-                shard.position = self._start_position(last)
+                shard.position = self._start_position(last, shard)
         if self._grouped:
             await self._create_groups(shards, initial=True)
         self._add(shards)
@@ -173,30 +181,51 @@ class RedisConsumer(Consumer):
 
     @property
     def _anchors_end(self) -> bool:
-        offset = self.options.offset
-        return not self._grouped and (offset is None or offset == "end")
+        return not self._grouped and self._offset == "end"
 
     def _since_id(self) -> bytes:
         return id_before(self.options.since, 0) if self.options.since is not None else b"0-0"
 
-    def _offset_id(self, last: tuple[int, int] | None) -> bytes:
-        offset = self.options.offset
+    async def _id_before_last(self, shard: _Shard, n: int) -> bytes:
+        """The exclusive start id of the last ``n`` entries of ``shard`` (``0-0``: all of it).
+
+        XREVRANGE has no skip, so the n-th last id is found by paging back from the end;
+        the length is looked at first so that a short stream costs one command."""
+        rkey = shard.rkey
+        length = await self._topology.call(rkey, "XLEN", rkey)
+        if int(length) <= n:
+            return b"0-0"
+        upper, left, oldest = b"+", n, b""
+        while left > 0:
+            page = await self._topology.call(
+                rkey, "XREVRANGE", rkey, upper, "-", "COUNT", min(left, self._settings.page)
+            )
+            if not page:
+                return b"0-0"  # trimmed meanwhile: everything there is
+            oldest = page[-1][0]
+            left -= len(page)
+            upper = b"(" + oldest
+        ms, sub = parse_entry_id(oldest, self._where)
+        return id_before(ms, sub)
+
+    def _offset_id(self, last: tuple[int, int] | None, shard: _Shard | None) -> bytes:
+        offset = self._offset
+        if isinstance(offset, int) and offset < 0:
+            return self._last_n.get(shard.rkey, b"0-0") if shard is not None else b"0-0"
         if isinstance(offset, int):
             return id_before(offset >> 16, offset & MAX_SUB)
-        if offset == "start" or (offset is None and self.options.since is not None):
-            return b"0-0"
-        if last is None:
+        if offset == "start" or last is None:
             return b"0-0"
         return b"%d-%d" % last
 
-    def _start_position(self, last: tuple[int, int] | None) -> bytes:
-        """Realtime: the exclusive start id honouring both --offset and --since (the later)."""
-        return max(self._offset_id(last), self._since_id(), key=_id_key)
+    def _start_position(self, last: tuple[int, int] | None, shard: _Shard | None) -> bytes:
+        """The exclusive start id honouring both --offset and --since (the later)."""
+        return max(self._offset_id(last, shard), self._since_id(), key=_id_key)
 
-    def _group_start(self) -> bytes:
-        offset = self.options.offset
+    def _group_start(self, shard: _Shard) -> bytes:
+        offset = self._offset
         if isinstance(offset, int) or offset == "start" or self.options.since is not None:
-            return self._start_position(None)
+            return self._start_position(None, shard)
         return b"$"
 
     async def _discover(self) -> list[_Shard]:
@@ -250,9 +279,9 @@ class RedisConsumer(Consumer):
         acks go on working.
         """
         assert self._group is not None
-        start = self._group_start() if initial else b"0"
-        seek = initial and (isinstance(self.options.offset, int) or self.options.since is not None)
+        seek = initial and (isinstance(self._offset, int) or self.options.since is not None)
         for shard in shards:
+            start = self._group_start(shard) if initial else b"0"
             try:
                 await self._topology.call(
                     shard.rkey, "XGROUP", "CREATE", shard.rkey, self._group, start, "MKSTREAM"

@@ -75,6 +75,10 @@ class RedisProducer(Producer):
         stream's last id, or their millisecond already held 65,536 entries."""
         self._full_reported = False
 
+    @property
+    def confirmed(self) -> int:
+        return self.acknowledged
+
     async def send_many(self, items: Sequence[Payload]) -> None:
         if self._closed:
             raise BackendError("producer is closed", self._where)

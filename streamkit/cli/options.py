@@ -96,7 +96,7 @@ class _TimeType(click.ParamType):  # type: ignore[type-arg]
 
 
 class _OffsetType(click.ParamType):  # type: ignore[type-arg]
-    name = "start|end|N"
+    name = "start|end|N|-N"
 
     def convert(
         self, value: Any, param: click.Parameter | None, ctx: click.Context | None
@@ -110,7 +110,15 @@ class _OffsetType(click.ParamType):  # type: ignore[type-arg]
             return "end"
         if text.isdigit():
             return int(text)
-        self.fail(f"invalid offset {value!r}: use start, end or a sequence number", param, ctx)
+        if text.startswith("-") and text[1:].isdigit():
+            if int(text) == 0:
+                self.fail("invalid offset -0: the last N needs N >= 1 (or use end)", param, ctx)
+            return int(text)  # the last N of each stream/shard/partition (kcat's -o -N)
+        self.fail(
+            f"invalid offset {value!r}: use start, end or a sequence number (-N: the last N)",
+            param,
+            ctx,
+        )
 
 
 class _SettingType(click.ParamType):  # type: ignore[type-arg]
@@ -152,9 +160,9 @@ def consumer_options(function: F) -> F:
                 "--offset",
                 type=OFFSET,
                 default=None,
-                help="Start AT this position: start, end, or a sequence number "
-                "(inclusive). Default: start for files and stdin, end for Redis "
-                "and Kafka.",
+                help="Start AT this position: start, end, a sequence number "
+                "(inclusive), or -N: the last N of each stream/shard/partition. "
+                "Default: start for files, stdin and -e; end for Redis and Kafka.",
             ),
             click.option(
                 "--since",

@@ -13,7 +13,7 @@ from typing import Any
 
 import click
 
-from streamkit.backends.base import ConnectOptions
+from streamkit.backends.base import ConnectOptions, Producer
 from streamkit.backends.stdio import StdioProducer, relay_lines
 from streamkit.cli.notes import filtered_note
 from streamkit.cli.options import (
@@ -160,6 +160,8 @@ async def _relay(
     remaining: int | None = values["count"]
     batch_size: int = values["batch_size"]
     relayed = 0
+    producer: Producer | None = None
+    failed = True
     pacer = pacer_from(values)
     sources = []
     try:
@@ -214,8 +216,12 @@ async def _relay(
                     await producer.close()
                     if stats is not None:
                         await stats.stop()
+                failed = False
             finally:
                 await consumer.close()
+                if failed and producer is not None and producer.confirmed is not None:
+                    # Batches in flight when the output failed did not all arrive.
+                    relayed = min(relayed, producer.confirmed)
                 parts = consumer.consumers if isinstance(consumer, Join) else [consumer]
                 for part, part_uri in zip(parts, inputs):
                     note = filtered_note(part, part_uri)

@@ -395,3 +395,44 @@ def test_stop_ends_a_consumer_with_a_backlog_within_a_batch(bound: Bound) -> Non
             assert delivered <= 1500, f"{delivered} of 3000 messages delivered after stop()"
 
     run(body)
+
+
+@pytest.mark.parametrize("bound", harness_params(), indirect=True)
+def test_no_follow_without_an_offset_starts_at_the_start(bound: Bound) -> None:
+    """kcat -C -e prints the whole topic: a stopping reader with no --offset starts at the start,
+    whatever the backend's following default (which would print nothing on Redis and Kafka)."""
+
+    async def body() -> None:
+        key = bound.new_key()
+        await send(bound, key, numbered("w", 4))
+        async with connect(bound.streamer_uri) as s:
+            consumer = await s.consumer([key], follow=False)
+            assert payloads([m async for m in consumer]) == numbered("w", 4)
+
+    run(body)
+
+
+@pytest.mark.parametrize("bound", harness_params(), indirect=True)
+def test_offset_minus_n_is_the_last_n(bound: Bound) -> None:
+    async def body() -> None:
+        key = bound.new_key()
+        await send(bound, key, numbered("l", 10))
+        assert payloads(await read_all(bound, key, offset=-3)) == numbered("l", 10)[-3:]
+        assert payloads(await read_all(bound, key, offset=-1)) == [b"l9"]
+        assert payloads(await read_all(bound, key, offset=-50)) == numbered("l", 10)
+
+    run(body)
+
+
+@pytest.mark.parametrize("bound", harness_params("follow"), indirect=True)
+def test_offset_minus_n_then_follows(bound: Bound) -> None:
+    async def body() -> None:
+        key = bound.new_key()
+        await send(bound, key, numbered("o", 5))
+        async with connect(bound.streamer_uri) as s:
+            consumer = await s.consumer([key], offset=-2, follow=True)
+            assert payloads(await collect(consumer, 2)) == [b"o3", b"o4"]
+            await send(bound, key, numbered("n", 2))
+            assert payloads(await collect(consumer, 2)) == numbered("n", 2)
+
+    run(body)

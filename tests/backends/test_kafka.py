@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 
 import pytest
 
@@ -367,3 +368,52 @@ def test_a_refused_record_mid_batch_fails_after_producing_the_ones_before(
     error, got = run(main())
     assert topic in error and "large" in error.lower()
     assert [m.payload for m in got] == [m.payload for m in sent[:20]]
+
+
+def test_offset_minus_n_is_the_last_n_of_each_partition(kafka_broker: KafkaBroker) -> None:
+    """Many record batches per partition: tansu's ListOffsets high watermark is a batch short
+    there, so the ends come from a fetch."""
+    topic = kafka_broker.topic()
+    kafka_broker.create_topic(topic, partitions=3)
+    sent = [
+        Message(topic, 0, 0, 1_700_000_000_000 + i, b"v%d" % i, b"k%d" % (i % 7), ())
+        for i in range(6000)
+    ]
+
+    async def main() -> tuple[list[Message], list[Message], list[Message]]:
+        async with streamer(kafka_broker.address) as s:
+            for start in range(0, len(sent), 500):
+                await produce(s, topic, sent[start : start + 500])
+            everything = await drain(await s.consumer(topic, offset="start", follow=False))
+            last = await drain(await s.consumer(topic, offset=-4, follow=False))
+            following = await s.consumer(topic, offset=-1)
+            tails = await collect(following, 3)
+            await following.close()
+            return everything, last, tails
+
+    everything, last, tails = run(main())
+    assert len(everything) == 6000
+    expected: list[tuple[int, int, bytes]] = []
+    for partition in sorted({m.shard_id for m in everything}):
+        mine = sorted((m.seq, m.payload) for m in everything if m.shard_id == partition)
+        expected += [(partition, seq, payload) for seq, payload in mine[-4:]]
+    assert sorted((m.shard_id, m.seq, m.payload) for m in last) == expected
+    assert sorted((m.shard_id, m.seq, m.payload) for m in tails) == expected[3::4]
+
+
+def test_a_refused_connection_fails_at_once_naming_the_broker() -> None:
+    from streamkit.errors import ConnectError
+    from tests.servers.kafka_broker import free_port
+
+    address = f"127.0.0.1:{free_port()}"
+
+    async def main() -> None:
+        async with streamer(address):  # default connect_timeout: 10 s
+            pass
+
+    started = time.monotonic()
+    with pytest.raises(
+        ConnectError, match=f"no Kafka broker at {address} \\(connection refused\\)"
+    ):
+        run(main())
+    assert time.monotonic() - started < 2.0

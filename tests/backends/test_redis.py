@@ -309,10 +309,12 @@ def test_verbose_reports_start_positions(
 
     async def main() -> None:
         async with connect(redis_server.url, verbose=True) as streamer:
-            await streamer.consumer(unique_key, follow=False)
+            await streamer.consumer(unique_key, follow=False)  # -e: from the start
+            await streamer.consumer(unique_key, offset="end", follow=False)
 
     run(main())
     err = capsys.readouterr().err
+    assert f"reading {unique_key} after 0-0 (realtime) until the end" in err
     assert f"reading {unique_key} after 1700000000000-4 (realtime) until the end" in err
 
 
@@ -389,3 +391,36 @@ def test_no_follow_end_among_wide_ids(redis_server: RedisServer, unique_key: str
             return await drain(consumer)
 
     assert payloads(run(main())) == [b"7-65535", b"7-65536", b"7-70000"]
+
+
+def test_offset_minus_n_is_the_last_n_of_each_shard(
+    redis_server: RedisServer, unique_key: str
+) -> None:
+    async def main() -> tuple[list[Message], list[Message]]:
+        async with connect(redis_server.url, settings={"page": "3"}) as streamer:
+            producer = await streamer.producer(unique_key)
+            await producer.send_many(
+                [Message(unique_key, i % 3, 0, 0, b"%d" % i) for i in range(30)]
+                + [Message(unique_key, 5, 0, 0, b"short shard")]
+            )
+            await producer.close()
+            last = await drain(await streamer.consumer(unique_key, offset=-4, follow=False))
+            group = await streamer.consumer(
+                unique_key, offset=-2, follow=False, mode="resumable", group=unique_key + "g"
+            )
+            grouped = await drain(group)
+            return last, grouped
+
+    last, grouped = run(main())
+    by_shard: dict[int, list[bytes]] = {}
+    for m in last:
+        by_shard.setdefault(m.shard_id, []).append(m.payload)
+    assert by_shard == {
+        0: [b"18", b"21", b"24", b"27"],
+        1: [b"19", b"22", b"25", b"28"],
+        2: [b"20", b"23", b"26", b"29"],
+        5: [b"short shard"],
+    }
+    assert sorted(m.payload for m in grouped) == sorted(
+        [b"24", b"27", b"25", b"28", b"26", b"29", b"short shard"]
+    )

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+from pathlib import Path
+
 from streamkit.connect import connect
 from tests.backends.redis_helpers import drain, one_line_connect_error, payloads, run
 from tests.servers.redis_server import RedisServer
@@ -44,3 +48,29 @@ def test_missing_password_and_plain_to_tls_port(redis_tls: RedisServer) -> None:
     assert "requires a password" in str(error)
     error = one_line_connect_error(f"redis://{host}")
     assert "rediss://" in str(error)
+
+
+def test_tls_files_that_are_missing_or_unusable_are_one_usage_line(
+    redis_tls: RedisServer, tmp_path: Path
+) -> None:
+    """-X tls_ca/tls_cert/tls_key naming a bad file: exit 2 with the setting and the file."""
+    missing = str(tmp_path / "nonexistent.pem")
+    not_pem = tmp_path / "notes.txt"
+    not_pem.write_text("not a certificate\n")
+    url = redis_tls.stream_url("k")
+    cases = [
+        (["-X", f"tls_ca={missing}"], f"-X tls_ca={missing}: no such file"),
+        (["-X", f"tls_cert={missing}"], f"-X tls_cert={missing}: no such file"),
+        (["-X", f"redis.tls_key={missing}"], f"-X tls_key={missing}: no such file"),
+        (["-X", f"tls_ca={not_pem}"], f"-X tls_ca={not_pem}: not a PEM CA certificate"),
+        (["-X", f"tls_cert={not_pem}"], f"-X tls_cert={not_pem}: not a PEM certificate"),
+        (["-X", f"tls_ca={tmp_path}"], f"-X tls_ca={tmp_path}: not a file"),
+    ]
+    for args, words in cases:
+        done = subprocess.run(
+            [sys.executable, "-m", "streamkit", "relay", "--input", url, *args, "-e"],
+            capture_output=True, timeout=30,
+        )  # fmt: skip
+        err = done.stderr.decode().strip()
+        assert done.returncode == 2, err
+        assert words in err and len(err.splitlines()) == 1 and "Traceback" not in err, err

@@ -160,10 +160,13 @@ def test_resumable_relay_continues_where_the_last_run_stopped(
 
 def test_errors_are_one_line_with_their_exit_code(kafka_broker: KafkaBroker) -> None:
     nowhere = f"127.0.0.1:{free_port()}"
+    started = time.monotonic()
     unreachable = relay(
-        "--input", "stdio:///x", "--output", f"kafka://{nowhere}/t", "--connect-timeout", "1",
-        input=b"x\n",
+        "--input", "stdio:///x", "--output", f"kafka://{nowhere}/t", input=b"x\n",
     )  # fmt: skip
+    unreachable_input = relay("--input", f"kafka://{nowhere}/t", "-e")
+    # A refused connection fails at once (librdkafka alone would retry for --connect-timeout).
+    assert time.monotonic() - started < 8.0
     bad_setting = relay(
         "--input", kafka_broker.uri("t"), "--output", kafka_broker.uri("t2"),
         "-X", "bogus.setting=1",
@@ -172,7 +175,8 @@ def test_errors_are_one_line_with_their_exit_code(kafka_broker: KafkaBroker) -> 
         "--input", kafka_broker.uri(kafka_broker.topic("missing")), "--output", "stdio:///x"
     )
     for done, code, words in (
-        (unreachable, 1, f"no Kafka broker answered at {nowhere} within 1s"),
+        (unreachable, 1, f"no Kafka broker at {nowhere} (connection refused)"),
+        (unreachable_input, 1, f"no Kafka broker at {nowhere} (connection refused)"),
         (bad_setting, 2, "bogus.setting"),
         (missing, 1, "does not exist"),
     ):
@@ -336,3 +340,46 @@ def test_sigterm_commits_exactly_what_a_resumable_kafka_relay_wrote(
     lines = first.lines + second.stdout.splitlines()
     ticks = [json.loads(line.rsplit(b"] ", 1)[1])["tick"] for line in lines]
     assert ticks == list(range(100_000))
+
+
+def test_e_alone_prints_the_whole_topic_like_kcat(kafka_broker: KafkaBroker, kcat: Kcat) -> None:
+    topic = kafka_broker.topic()
+    kafka_broker.create_topic(topic, partitions=1)
+    kcat.run(["-b", kafka_broker.address, "-P", "-t", topic], input=b"o1\no2\no3\n")
+    whole = relay("--input", kafka_broker.uri(topic), "-e")
+    assert whole.returncode == 0, whole.stderr
+    assert [line.rsplit(b"] ", 1)[1] for line in whole.stdout.splitlines()] == [b"o1", b"o2", b"o3"]
+    last = relay("--input", kafka_broker.uri(topic), "-e", "--offset", "-2")
+    assert last.returncode == 0, last.stderr
+    assert [line.rsplit(b"] ", 1)[1] for line in last.stdout.splitlines()] == [b"o2", b"o3"]
+    zero = relay("--input", kafka_broker.uri(topic), "-e", "--offset", "-0")
+    assert zero.returncode == 2 and b"-0" in zero.stderr
+
+
+def test_a_broker_outage_is_one_streamkit_line_not_librdkafka_chatter(
+    kafka_restartable: KafkaBroker,
+) -> None:
+    broker = kafka_restartable
+    topic = broker.topic()
+    broker.create_topic(topic, partitions=1)
+    proc = subprocess.Popen(
+        [*STREAMKIT, "relay", "--input", broker.uri(topic), "--mode", "resumable",
+         "--group", broker.topic("g")],
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+    )  # fmt: skip
+    try:
+        time.sleep(4.0)  # joined the group, fetching
+        broker.stop()
+        time.sleep(3.0)  # librdkafka retries (and would log) every few hundred ms
+        broker.start()
+        time.sleep(1.0)
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    text = err.decode()
+    assert proc.returncode == 143, text
+    assert text.count(f"streamkit: kafka broker {broker.address} down") == 1, text
+    assert "FAIL [" not in text and "rdkafka#" not in text, text
+    assert len(text.strip().splitlines()) == 1, text

@@ -7,6 +7,7 @@ import re
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -112,7 +113,12 @@ def test_relays_survive_a_redis_restart(redis_restartable: RedisServer, unique_k
     assert writer.stdin is not None and reader.stdout is not None
     writer.stdin.write(b"".join(b"a%d\n" % i for i in range(500)))
     writer.stdin.flush()
-    time.sleep(1.0)
+    # Both connected and working before the restart (a slow start-up would otherwise meet the
+    # server down, which is a start-up failure: exit 1 at once, not a reconnect).
+    deadline = time.monotonic() + 20
+    while int(server.cli("XLEN", unique_key)) < 500 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    time.sleep(0.5)
     server.restart(keep_data=True, downtime=0.5)
     writer.stdin.write(b"".join(b"b%d\n" % i for i in range(500)))
     writer.stdin.close()
@@ -221,3 +227,57 @@ def test_entries_other_clients_wrote_past_65535_per_ms_are_read_and_counted(
     assert {row[2] for row in parse(read.stdout)} == {(1700000000000 << 16) | 0xFFFF}
     err = read.stderr.decode().strip()
     assert len(err.splitlines()) == 1 and "2 entries had an id MS-N with N > 65535" in err, err
+
+
+def test_e_alone_reads_from_the_start_and_minus_n_the_last(
+    redis_server: RedisServer, unique_key: str
+) -> None:
+    for i in range(5):
+        redis_server.cli("XADD", unique_key, "*", "msg", f"r{i}")
+    url = redis_server.stream_url(unique_key)
+    whole = relay("--input", url, "-e")
+    assert whole.returncode == 0, whole.stderr
+    assert [row[4] for row in parse(whole.stdout)] == [b"r0", b"r1", b"r2", b"r3", b"r4"]
+    last = relay("--input", url, "--no-follow", "--offset", "-2")
+    assert last.returncode == 0, last.stderr
+    assert [row[4] for row in parse(last.stdout)] == [b"r3", b"r4"]
+
+
+def test_the_summary_after_giving_up_counts_what_redis_acknowledged(
+    redis_restartable: RedisServer, unique_key: str
+) -> None:
+    """Pipelined batches in flight when Redis went away are not counted as relayed."""
+    server = redis_restartable
+    url = server.stream_url(unique_key)
+    writer = start_relay(
+        "--input", "stdio:///x", "--output", url, "-v", "-X", "reconnect_timeout=1",
+        stdin=subprocess.PIPE,
+    )  # fmt: skip
+    assert writer.stdin is not None
+
+    def feed() -> None:
+        assert writer.stdin is not None
+        try:
+            for i in range(400):
+                writer.stdin.write(b"".join(b"line %d\n" % (i * 250 + j) for j in range(250)))
+                writer.stdin.flush()
+                time.sleep(0.01)
+        except (BrokenPipeError, ValueError):
+            pass
+
+    feeder = threading.Thread(target=feed)
+    feeder.start()
+    deadline = time.monotonic() + 30
+    while int(server.cli("XLEN", unique_key)) < 10_000:
+        assert time.monotonic() < deadline, "the relay never wrote"
+        time.sleep(0.01)
+    server.stop(save=True)  # the data stays (dump.rdb); the relay gives up after 1 s
+    feeder.join(60)
+    assert writer.wait(30) == 1
+    err = writer.stderr.read().decode() if writer.stderr else ""
+    server.start()
+    stored = int(server.cli("XLEN", unique_key))
+    match = re.search(r"(\d+) messages relayed", err)
+    assert match, err
+    relayed = int(match.group(1))
+    assert relayed <= stored <= relayed + 2000, (relayed, stored, err)
