@@ -24,7 +24,12 @@ from streamkit.backends.file_reader import SsFileReader, ss_path
 from streamkit.errors import BackendError, FileFormatError
 from streamkit.formats.crc16 import CRC16_INIT, crc16, word_table
 from streamkit.formats.ss import HEADER_SIZE, Beacon, FileHeader, Item, is_eos
-from streamkit.formats.ss_check import beacon_candidates, decodes_cleanly, with_interval
+from streamkit.formats.ss_check import (
+    SequenceChecker,
+    beacon_candidates,
+    decodes_cleanly,
+    with_interval,
+)
 from streamkit.message import INTERNAL_KEY, Message
 from streamkit.timeutil import format_ms
 
@@ -130,11 +135,8 @@ class _Checker:
             s = self.report.streams.get((m.stream_key, m.shard_id))
             where = f"beacon {beacon.index} at byte {beacon.offset}"
             if s is None:
-                self.report.warnings.append(
-                    f"{where}: marker for {m.stream_key}:{m.shard_id}, a stream with no "
-                    "message before it"
-                )
-            elif (m.seq, m.timestamp, m.running_checksum) != (s.max_seq, s.max_ts, s.running):
+                continue  # SequenceChecker names a marker for a stream no message has
+            if (m.seq, m.timestamp, m.running_checksum) != (s.max_seq, s.max_ts, s.running):
                 self.report.warnings.append(
                     f"{where}: marker for {m.stream_key}:{m.shard_id} says seq {m.seq}, "
                     f"ts {m.timestamp}, running checksum {m.running_checksum:#06x}; the frames "
@@ -147,6 +149,8 @@ def verify_file(path: str) -> Report:
     reader = SsFileReader(path)
     report = Report(path, reader.size())
     checker = _Checker(report)
+    fields: SequenceChecker | None = None
+    position = 0
     try:
         if reader.size() == 0:
             report.good_end = 0  # an empty file: nothing to check (docs/file-format.md)
@@ -163,6 +167,14 @@ def verify_file(path: str) -> Report:
             if decoder.last_message_end > 0:
                 report.good_end = decoder.last_message_end
             checker.add(items, decoder.last_message_start)
+            if fields is None and report.header is not None:
+                fields = SequenceChecker(report.header.beacon_interval)
+            if fields is not None:
+                position = fields.add(items, position)
+        if fields is not None:
+            report.warnings.extend(fields.warnings)
+            if fields.dropped:
+                report.warnings.append(f"... and {fields.dropped} more like these")
         decoder = reader.decoder
         if decoder.ended and report.damage is None and decoder.tell() < report.size:
             extra = report.size - decoder.tell()
