@@ -23,6 +23,7 @@ from streamkit.cli.options import (
     producer_options,
     producer_options_from,
 )
+from streamkit.cli.progress import relay_progress
 from streamkit.cli.runner import Shutdown, run_async, tune_gc
 from streamkit.connect import open_streamer
 from streamkit.errors import UsageError
@@ -126,9 +127,12 @@ async def _relay(
             try:
                 producer = await sink.producer(output_key, producer_options)
                 shutdown.on_stop(consumer.stop)
+                bar = relay_progress(input_uri, output_uri, consumer_options.follow)
                 try:
                     if remaining != 0:
                         async for batch in consumer.batches(batch_size):
+                            if bar.shown:
+                                bar.to(getattr(consumer, "bytes_read", 0))
                             if remaining is not None and len(batch) >= remaining:
                                 batch = batch[:remaining]
                             await producer.send_many(batch)
@@ -141,6 +145,7 @@ async def _relay(
                                 if remaining == 0:
                                     break
                 finally:
+                    bar.close()
                     await producer.close()
             finally:
                 await consumer.close()

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 import click
 
 from streamkit.backends.file_reader import SsFileReader, ss_path
+from streamkit.cli.progress import Progress
 from streamkit.errors import BackendError, FileFormatError
 from streamkit.formats.crc16 import CRC16_INIT, crc16, word_table
 from streamkit.formats.ss import HEADER_SIZE, Beacon, FileHeader, Item, is_eos
@@ -144,10 +145,14 @@ class _Checker:
                 )
 
 
-def verify_file(path: str) -> Report:
-    """Check a whole file; damage is recorded in ``report.damage``, not raised."""
+def verify_file(path: str, progress: bool = False) -> Report:
+    """Check a whole file; damage is recorded in ``report.damage``, not raised.
+
+    ``progress``: a bar on stderr when it is a terminal (``cli/progress.py``).
+    """
     reader = SsFileReader(path)
     report = Report(path, reader.size())
+    bar = Progress(report.size if progress else 0, "verify")
     checker = _Checker(report)
     fields: SequenceChecker | None = None
     position = 0
@@ -171,6 +176,8 @@ def verify_file(path: str) -> Report:
                 fields = SequenceChecker(report.header.beacon_interval)
             if fields is not None:
                 position = fields.add(items, position)
+            bar.to(reader.bytes_read)
+        bar.close()
         if fields is not None:
             report.warnings.extend(fields.warnings)
             if fields.dropped:
@@ -193,6 +200,7 @@ def verify_file(path: str) -> Report:
                 report.header_damaged = True
         return report
     finally:
+        bar.close()
         reader.close()
 
 
@@ -330,7 +338,7 @@ def verify(file: str, repair: bool) -> None:
     FILE is a path or a file:// URI. The summary goes to stdout; warnings (what the checksums
     do not cover) go to stderr, each with its byte offset.
     """
-    report = verify_file(ss_path(file, "verify"))
+    report = verify_file(ss_path(file, "verify"), progress=True)
     for line in report.lines():
         click.echo(line)
     for warning in report.warnings:
