@@ -26,6 +26,7 @@ from typing import Any, BinaryIO
 import click
 
 from streamkit.backends.file_reader import SeekTarget, SsFileReader, ss_path
+from streamkit.cli.progress import Progress
 from streamkit.cli.runner import silence_stdout
 from streamkit.errors import FileFormatError, UsageError
 from streamkit.formats.codec import SsDecoder, encode_log_lines  # C loops when built
@@ -301,12 +302,16 @@ def decode_file(
     since: int | None = None,
     until: int | None = None,
     binary: str = "blob",
+    progress: bool = False,
 ) -> int:
     """Print ``path`` (``-``: stdin) to ``out``; returns the number of messages printed.
 
-    Raises FileFormatError at damage, after printing everything before it.
+    Raises FileFormatError at damage, after printing everything before it. ``progress``: a bar
+    on stderr when it is a terminal and stdout is not (``cli/progress.py``).
     """
     reader = _PipeSource(sys.stdin.buffer) if path == "-" else SsFileReader(path)
+    total = reader.size() if progress and isinstance(reader, SsFileReader) else 0
+    bar = Progress(total, "decode", prints_to_stdout=True)
     try:
         header = reader.read_header()
         if header is None and reader.size() == 0:
@@ -358,9 +363,13 @@ def decode_file(
                 printer.batch(items, None)
             else:
                 printer.batch(items, wanted)  # beacons in the batch, or filters
+            if bar.shown:
+                assert isinstance(reader, SsFileReader)
+                bar.to(reader.bytes_read)
         out.flush()
         return printed
     finally:
+        bar.close()
         reader.close()
 
 
@@ -450,6 +459,7 @@ def decode(
             since=since_ms,
             until=until_ms,
             binary=binary,
+            progress=True,
         )
     finally:
         if gc_was_enabled:

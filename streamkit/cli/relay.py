@@ -26,6 +26,7 @@ from streamkit.cli.options import (
     producer_options,
     producer_options_from,
 )
+from streamkit.cli.progress import Progress, relay_progress
 from streamkit.cli.replay import open_consumer, pacer_from, replay_options, report_late
 from streamkit.cli.runner import Shutdown, run_async, tune_gc
 from streamkit.cli.stats import RelayStats
@@ -182,6 +183,11 @@ async def _relay(
                 if stats_interval:
                     stats = RelayStats(consumer, stats_interval)
                     stats.start()
+                bar = (
+                    relay_progress(inputs[0], output_uri, consumer_options.follow)
+                    if len(inputs) == 1
+                    else Progress(0, "")
+                )
                 try:
                     fast = None
                     if (
@@ -199,6 +205,8 @@ async def _relay(
                             shutdown.on_stop(pacer.hurry)
                             batches = pacer.paced(batches)
                         async for batch in batches:
+                            if bar.shown:
+                                bar.to(getattr(consumer, "bytes_read", 0))
                             if remaining is not None and len(batch) >= remaining:
                                 batch = batch[:remaining]
                             await producer.send_many(batch)
@@ -213,6 +221,7 @@ async def _relay(
                                 if remaining == 0:
                                     break
                 finally:
+                    bar.close()
                     await producer.close()
                     if stats is not None:
                         await stats.stop()

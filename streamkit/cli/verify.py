@@ -21,10 +21,16 @@ from dataclasses import dataclass, field
 import click
 
 from streamkit.backends.file_reader import SsFileReader, ss_path
+from streamkit.cli.progress import Progress
 from streamkit.errors import BackendError, FileFormatError
 from streamkit.formats.crc16 import CRC16_INIT, crc16, word_table
 from streamkit.formats.ss import HEADER_SIZE, Beacon, FileHeader, Item, is_eos
-from streamkit.formats.ss_check import beacon_candidates, decodes_cleanly, with_interval
+from streamkit.formats.ss_check import (
+    SequenceChecker,
+    beacon_candidates,
+    decodes_cleanly,
+    with_interval,
+)
 from streamkit.message import INTERNAL_KEY, Message
 from streamkit.timeutil import format_ms
 
@@ -130,11 +136,8 @@ class _Checker:
             s = self.report.streams.get((m.stream_key, m.shard_id))
             where = f"beacon {beacon.index} at byte {beacon.offset}"
             if s is None:
-                self.report.warnings.append(
-                    f"{where}: marker for {m.stream_key}:{m.shard_id}, a stream with no "
-                    "message before it"
-                )
-            elif (m.seq, m.timestamp, m.running_checksum) != (s.max_seq, s.max_ts, s.running):
+                continue  # SequenceChecker names a marker for a stream no message has
+            if (m.seq, m.timestamp, m.running_checksum) != (s.max_seq, s.max_ts, s.running):
                 self.report.warnings.append(
                     f"{where}: marker for {m.stream_key}:{m.shard_id} says seq {m.seq}, "
                     f"ts {m.timestamp}, running checksum {m.running_checksum:#06x}; the frames "
@@ -142,11 +145,17 @@ class _Checker:
                 )
 
 
-def verify_file(path: str) -> Report:
-    """Check a whole file; damage is recorded in ``report.damage``, not raised."""
+def verify_file(path: str, progress: bool = False) -> Report:
+    """Check a whole file; damage is recorded in ``report.damage``, not raised.
+
+    ``progress``: a bar on stderr when it is a terminal (``cli/progress.py``).
+    """
     reader = SsFileReader(path)
     report = Report(path, reader.size())
+    bar = Progress(report.size if progress else 0, "verify")
     checker = _Checker(report)
+    fields: SequenceChecker | None = None
+    position = 0
     try:
         if reader.size() == 0:
             report.good_end = 0  # an empty file: nothing to check (docs/file-format.md)
@@ -163,6 +172,16 @@ def verify_file(path: str) -> Report:
             if decoder.last_message_end > 0:
                 report.good_end = decoder.last_message_end
             checker.add(items, decoder.last_message_start)
+            if fields is None and report.header is not None:
+                fields = SequenceChecker(report.header.beacon_interval)
+            if fields is not None:
+                position = fields.add(items, position)
+            bar.to(reader.bytes_read)
+        bar.close()
+        if fields is not None:
+            report.warnings.extend(fields.warnings)
+            if fields.dropped:
+                report.warnings.append(f"... and {fields.dropped} more like these")
         decoder = reader.decoder
         if decoder.ended and report.damage is None and decoder.tell() < report.size:
             extra = report.size - decoder.tell()
@@ -181,6 +200,7 @@ def verify_file(path: str) -> Report:
                 report.header_damaged = True
         return report
     finally:
+        bar.close()
         reader.close()
 
 
@@ -318,7 +338,7 @@ def verify(file: str, repair: bool) -> None:
     FILE is a path or a file:// URI. The summary goes to stdout; warnings (what the checksums
     do not cover) go to stderr, each with its byte offset.
     """
-    report = verify_file(ss_path(file, "verify"))
+    report = verify_file(ss_path(file, "verify"), progress=True)
     for line in report.lines():
         click.echo(line)
     for warning in report.warnings:

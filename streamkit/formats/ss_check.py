@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
-from dataclasses import dataclass, field
 
 from streamkit.errors import FileFormatError
 from streamkit.formats.ss import (
@@ -21,7 +20,6 @@ from streamkit.formats.ss import (
     Item,
     SsDecoder,
     encode_header,
-    is_eos,
     num_markers,
     parse_beacon,
 )
@@ -87,40 +85,51 @@ def decodes_cleanly(data: bytes, *, complete: bool) -> int:
     return len(data) if not decoder.ended else decoder.tell()
 
 
-@dataclass
-class _Seen:
-    seq: int
-    timestamp: int
-    offset: int
+class _Stream:
+    __slots__ = ("before_ts", "last", "marker_ts", "offset", "seq", "steps")
+
+    def __init__(self, seq: int, offset: int) -> None:
+        self.seq = seq
+        self.offset = offset
+        self.last: tuple[Message, int] | None = None
+        """The stream's latest message and its offset; ``before_ts``: the timestamp before it."""
+        self.before_ts: int | None = None
+        self.steps = 0
+        """Steps of exactly +1 so far; -1 once the stream had a gap (gaps are its habit)."""
+        self.marker_ts: int | None = None
+        """The timestamp the latest beacon's marker holds for this stream (its highest so far)."""
 
 
-@dataclass
 class SequenceChecker:
-    """Seq continuity and timestamps against the beacons, per (key, shard).
+    """What a frame's CRC does not cover: seq, timestamp, key and shard fields, per stream.
 
-    Feed it the decoder's items in file order with the offset of each message (``add``);
-    ``warnings`` collects one line per finding, each naming the byte offset. What it flags:
+    Feed the decoder's items in file order (``add``); ``warnings`` collects one line per finding,
+    each naming the message and its byte offset. None of these is damage SeaStreamer would
+    refuse (``verify`` still exits 0), but each is what a flipped bit in an uncovered field
+    looks like:
 
-    * a seq that does not grow on its (key, shard) (a repeat or a step back), and a jump of more
-      than ``max_gap`` (a damaged seq field shows as a huge jump; SeaStreamer's producers number
-      1, 2, 3 ... so any gap is unusual, but Redis-derived seqs jump by design: only a jump
-      back or a gap wider than ``max_gap`` is reported);
-    * a message timestamp outside the range its neighbouring beacons allow: not after the next
-      beacon's marker for its stream (markers hold the highest timestamp so far), and not before
-      the first timestamp of the previous beacon's interval by more than ``max_skew`` ms;
-    * a beacon marker naming a (key, shard) no frame before it has, or claiming a seq or
-      timestamp no frame before it reached (what the markers say must come from the frames).
+    * **seq continuity** per (key, shard): a seq that does not grow (a repeat or a step back);
+      a jump in a stream numbered 1, 2, 3 … so far (streams with gaps from the start, such as
+      Redis-derived seqs, are not held to this);
+    * **timestamps within the neighbouring beacons' range**: not after what the next beacon's
+      marker holds for its stream (markers hold the highest timestamp so far), and not more than
+      ``max_skew`` ms before what the previous beacon's marker held;
+    * **key and shard against the markers**: a beacon that has room for every stream lists
+      every stream seen so far, so a message whose (key, shard) is missing there has a damaged
+      key or shard; a marker for a (key, shard) no message before it has is the other side.
     """
 
-    max_gap: int = 1 << 32
-    max_skew: int = 24 * 3600 * 1000
-    warnings: list[str] = field(default_factory=list)
-    limit: int = 100
-    """At most this many warnings are kept; ``dropped`` counts the rest."""
-    dropped: int = 0
-    _streams: dict[tuple[str, int], _Seen] = field(default_factory=dict)
-    _pending: list[tuple[Message, int]] = field(default_factory=list)
-    _floor: int | None = None
+    def __init__(
+        self, interval: int, *, max_skew: int = 24 * 3600 * 1000, limit: int = 100
+    ) -> None:
+        self.capacity = num_markers(interval)
+        self.max_skew = max_skew
+        self.limit = limit
+        self.warnings: list[str] = []
+        self.dropped = 0
+        """Warnings beyond ``limit``, counted but not kept."""
+        self._streams: dict[tuple[str, int], _Stream] = {}
+        self._pending: list[tuple[Message, int]] = []
 
     def warn(self, text: str) -> None:
         if len(self.warnings) < self.limit:
@@ -128,71 +137,16 @@ class SequenceChecker:
         else:
             self.dropped += 1
 
-    def message(self, m: Message, offset: int) -> None:
-        if m.stream_key == INTERNAL_KEY or is_eos(m):
-            return
-        stream = (m.stream_key, m.shard_id)
-        ident = f"message {m.stream_key}:{m.shard_id}:{m.seq} at byte {offset}"
-        seen = self._streams.get(stream)
-        if seen is not None:
-            if m.seq <= seen.seq:
-                self.warn(
-                    f"{ident}: seq does not grow on its stream (the one before, at byte "
-                    f"{seen.offset}, has seq {seen.seq})"
-                )
-            elif m.seq - seen.seq > self.max_gap:
-                self.warn(
-                    f"{ident}: seq jumps by {m.seq - seen.seq} from {seen.seq} (at byte "
-                    f"{seen.offset}); a damaged seq field?"
-                )
-        if self._floor is not None and m.timestamp < self._floor - self.max_skew:
-            self.warn(
-                f"{ident}: timestamp {format_ms(m.timestamp)} is far before the messages of the "
-                f"previous beacon interval (from {format_ms(self._floor)}); a damaged "
-                "timestamp field?"
-            )
-        if seen is None or m.seq > seen.seq:
-            self._streams[stream] = _Seen(
-                m.seq, max(m.timestamp, seen.timestamp if seen else 0), offset
-            )
-        self._pending.append((m, offset))
-
-    def beacon(self, b: Beacon) -> None:
-        where = f"beacon {b.index} at byte {b.offset}"
-        marked = {(mk.stream_key, mk.shard_id): mk for mk in b.markers}
-        for m, offset in self._pending:
-            mk = marked.get((m.stream_key, m.shard_id))
-            if mk is not None and m.timestamp > mk.timestamp:
-                self.warn(
-                    f"message {m.stream_key}:{m.shard_id}:{m.seq} at byte {offset}: timestamp "
-                    f"{format_ms(m.timestamp)} is after what the next beacon ({where}) holds "
-                    f"for its stream ({format_ms(mk.timestamp)}); a damaged timestamp field?"
-                )
-            if mk is not None and m.seq > mk.seq:
-                self.warn(
-                    f"message {m.stream_key}:{m.shard_id}:{m.seq} at byte {offset}: seq is above "
-                    f"what the next beacon ({where}) holds for its stream ({mk.seq}); a damaged "
-                    "seq field?"
-                )
-        for key, shard in marked:
-            if (key, shard) not in self._streams:
-                self.warn(
-                    f"{where}: marker for {key}:{shard}, but no message before it has that "
-                    "stream and shard (a damaged key or shard field?)"
-                )
-        stamps = [m.timestamp for m, _ in self._pending]
-        if stamps:
-            self._floor = min(stamps)
-        self._pending = []
-
-    def add(self, items: list[Item], start: int) -> int:
+    def add(self, items: Iterable[Item], start: int) -> int:
         """Items in file order, decoded from absolute offset ``start``; returns where the next
-        batch starts. Offsets follow from the sizes: a frame is ``key + payload + 32`` bytes and a
-        beacon that interrupts a frame comes right after that frame's message."""
+        batch starts. Offsets follow from the sizes: a frame is ``key + payload + 32`` bytes,
+        and a beacon that interrupts a frame comes right after that frame's message."""
         pos = start
         for item in items:
-            if isinstance(item, Message):
-                self.message(item, pos)
+            if item.__class__ is Message:
+                assert isinstance(item, Message)
+                if item.stream_key != INTERNAL_KEY:
+                    self.message(item, pos)
                 pos += len(item.stream_key) + len(item.payload) + 32
             elif isinstance(item, Beacon):
                 self.beacon(item)
@@ -200,3 +154,93 @@ class SequenceChecker:
             else:
                 pos = HEADER_SIZE
         return pos
+
+    def message(self, m: Message, offset: int) -> None:
+        key = (m.stream_key, m.shard_id)
+        s = self._streams.get(key)
+        if s is None:
+            self._streams[key] = s = _Stream(m.seq, offset)
+        else:
+            step = m.seq - s.seq
+            if step <= 0:
+                self.warn(
+                    f"{_ident(m, offset)}: seq does not grow on its stream (the message before, "
+                    f"at byte {s.offset}, has seq {s.seq}); a damaged seq field?"
+                )
+            elif step == 1:
+                if s.steps >= 0:
+                    s.steps += 1
+            else:
+                if s.steps > 0:
+                    self.warn(
+                        f"{_ident(m, offset)}: seq jumps from {s.seq} (at byte {s.offset}) in a "
+                        f"stream numbered one by one so far ({s.steps} steps); a damaged seq field?"
+                    )
+                s.steps = -1
+            if step > 0:
+                s.seq = m.seq
+                s.offset = offset
+        self._outlier(s, m, offset)
+        if s.marker_ts is not None and m.timestamp < s.marker_ts - self.max_skew:
+            self.warn(
+                f"{_ident(m, offset)}: timestamp {format_ms(m.timestamp)} is more than "
+                f"{self.max_skew // 3_600_000} h before what the previous beacon holds for its "
+                f"stream ({format_ms(s.marker_ts)}); a damaged timestamp field?"
+            )
+        self._pending.append((m, offset))
+
+    def _outlier(self, s: _Stream, m: Message, offset: int) -> None:
+        """A timestamp far from both neighbours in its stream, which agree with each other:
+        what a flipped bit does (works without beacons too). Far: more than a second and more
+        than 8 times the gap between the neighbours, so a stream's own jitter never counts."""
+        last = s.last
+        if last is not None and s.before_ts is not None:
+            ts = last[0].timestamp
+            far = max(1000, 8 * abs(m.timestamp - s.before_ts))
+            if abs(ts - s.before_ts) > far and abs(m.timestamp - ts) > far:
+                self.warn(
+                    f"{_ident(*last)}: timestamp {format_ms(ts)} is far from the messages "
+                    f"before and after it in its stream ({format_ms(s.before_ts)}, "
+                    f"{format_ms(m.timestamp)}); a damaged timestamp field?"
+                )
+        s.before_ts = last[0].timestamp if last is not None else None
+        s.last = (m, offset)
+
+    def beacon(self, b: Beacon) -> None:
+        where = f"beacon {b.index} at byte {b.offset}"
+        marked = {(mk.stream_key, mk.shard_id): mk for mk in b.markers}
+        complete = len(b.markers) < self.capacity  # room to spare: every stream is listed
+        for m, offset in self._pending:
+            mk = marked.get((m.stream_key, m.shard_id))
+            if mk is None:
+                if complete:
+                    self.warn(
+                        f"{_ident(m, offset)}: {where} lists every stream written so far but not "
+                        f"{m.stream_key}:{m.shard_id}; a damaged key or shard field?"
+                    )
+                continue
+            if m.timestamp > mk.timestamp:
+                self.warn(
+                    f"{_ident(m, offset)}: timestamp {format_ms(m.timestamp)} is after the "
+                    f"highest the next beacon ({where}) holds for its stream "
+                    f"({format_ms(mk.timestamp)}); a damaged timestamp field?"
+                )
+            if m.seq > mk.seq:
+                self.warn(
+                    f"{_ident(m, offset)}: seq is above the highest the next beacon ({where}) "
+                    f"holds for its stream ({mk.seq}); a damaged seq field?"
+                )
+        for key, mk in marked.items():
+            s = self._streams.get(key)
+            if s is None:
+                self.warn(
+                    f"{where}: marker for {key[0]}:{key[1]}, but no message before it has that "
+                    "key and shard; a damaged key or shard field?"
+                )
+            else:
+                s.marker_ts = mk.timestamp
+        self._pending = []
+
+
+def _ident(m: Message, offset: int) -> str:
+    return f"message {m.stream_key}:{m.shard_id}:{m.seq} at byte {offset}"

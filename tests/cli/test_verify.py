@@ -278,3 +278,20 @@ def test_repair_checks_the_free_space_first(tmp_path: Path) -> None:
     finally:
         if mounted:
             subprocess.run(["umount", str(small)], check=True)
+
+
+def test_damage_the_crc_does_not_cover_is_warned_about_with_its_offset(tmp_path: Path) -> None:
+    """Issue 15.8: flips in seq/timestamp/shard fields passed verify silently."""
+    path = tmp_path / "s.ss"
+    data = bytearray(write_file(path, 50))
+    start = HEADER_SIZE + 20 * FRAME
+    data[start + 2 + 7] ^= 1  # the shard of message 21: 0 -> 1
+    data[start + FRAME + 10 + 7] ^= 4  # the seq of message 22: 22 -> 18
+    path.write_bytes(bytes(data))
+    result = run(str(path))
+    assert result.exit_code == 0, result.output  # SeaStreamer reads this file: not damage
+    assert f"message k:0:18 at byte {start + FRAME}: seq does not grow" in result.stderr
+    # The shard flip took message 21 out of k:0, so k:0 jumps from 20 to 23:
+    assert f"message k:0:23 at byte {start + 2 * FRAME}: seq jumps from 20" in result.stderr
+    assert "warnings: " in result.stdout and "seq does not grow" not in result.stdout
+    assert run(SAMPLE).stderr == ""  # SeaStreamer's own file: nothing to say
