@@ -4,8 +4,11 @@
     python scripts/benches/file.py [--messages 1000000] [--size 100] [--seek-mb 200]
 
 Prints a markdown table: relay stdio→file, decode to /dev/null, relay file→stdio and ``cat``
-(msgs/s, MB/s); seek latency and bytes read on a large file next to a full scan; CRC-16 in C
-(fastcrc) next to a pure-Python table loop. The CLI paths run as subprocesses
+(msgs/s, MB/s), each with the C codec and with ``STREAMKIT_PURE_PYTHON=1``, next to a Python
+pass-through loop over the same lines and SeaStreamer's ``file-ss-decode`` on the same file
+(``--seastreamer DIR``; skipped when absent); seek latency and bytes read on a large file next
+to a full scan; CRC-16 in C (fastcrc, streamkit's own) next to a pure-Python table loop. The
+CLI paths run as subprocesses
 (``python -m streamkit.cli.main ...``); while the CLI has no ``relay`` yet, an equivalent
 in-process relay over the same library calls stands in (marked in the table).
 """
@@ -30,6 +33,15 @@ from streamkit.formats.ss import SsEncoder  # noqa: E402
 
 PY = sys.executable
 ENV = {**os.environ, "PYTHONPATH": str(ROOT)}
+ENV.pop("STREAMKIT_PURE_PYTHON", None)
+PURE_ENV = {**ENV, "STREAMKIT_PURE_PYTHON": "1"}
+DEFAULT_SEASTREAMER = ROOT.parent / "shared" / "tools" / "seastreamer"
+PASS_THROUGH = """
+import sys
+out = sys.stdout.buffer
+for line in sys.stdin.buffer:
+    out.write(line)
+"""
 
 
 def has_cli_command(name: str) -> bool:
@@ -57,10 +69,17 @@ def make_lines(path: Path, count: int, size: int) -> None:
             )
 
 
-def timed(cmd: list[str], stdin: Path | None = None, stdout: Path | None = None) -> float:
+def timed(
+    cmd: list[str],
+    stdin: Path | None = None,
+    stdout: Path | None = None,
+    env: dict[str, str] | None = None,
+) -> float:
     with open(stdin or os.devnull, "rb") as fin, open(stdout or os.devnull, "wb") as fout:
         start = time.perf_counter()
-        done = subprocess.run(cmd, stdin=fin, stdout=fout, stderr=subprocess.PIPE, env=ENV)
+        done = subprocess.run(
+            cmd, stdin=fin, stdout=fout, stderr=subprocess.PIPE, env=env or ENV, check=False
+        )
         elapsed = time.perf_counter() - start
     if done.returncode != 0:
         raise SystemExit(f"{' '.join(cmd)} failed: {done.stderr.decode()[-2000:]}")
@@ -137,7 +156,7 @@ async def seek_and_scan(path: Path, since: int) -> tuple[float, int, float, int,
         return seek_time, seek_bytes, scan_time, consumer.bytes_read, count
 
 
-def crc_rates(size: int) -> tuple[float, float]:
+def crc_rates(size: int) -> tuple[float, float, float]:
     payload = os.urandom(size)
     n = 200_000
     t = time.perf_counter()
@@ -149,7 +168,17 @@ def crc_rates(size: int) -> tuple[float, float]:
     for _ in range(m):
         crc16_python(payload)
     slow = m / (time.perf_counter() - t)
-    return fast, slow
+    own = 0.0
+    try:
+        from streamkit.formats import _speedups
+    except ImportError:
+        pass
+    else:
+        t = time.perf_counter()
+        for _ in range(n):
+            _speedups.crc16(payload)
+        own = n / (time.perf_counter() - t)
+    return fast, slow, own
 
 
 def row(name: str, count: int, nbytes: int, seconds: float, cat: float | None) -> str:
@@ -167,6 +196,12 @@ def main() -> None:
     parser.add_argument("--seek-mb", type=int, default=200)
     parser.add_argument("--repeat", type=int, default=3, help="runs per path; the best counts")
     parser.add_argument("--workdir", type=Path, default=None)
+    parser.add_argument(
+        "--seastreamer",
+        type=Path,
+        default=Path(os.environ.get("STREAMKIT_SEASTREAMER", DEFAULT_SEASTREAMER)),
+        help="folder of SeaStreamer's tools (file-ss-decode); skipped when absent",
+    )
     args = parser.parse_args()
     work = args.workdir or Path(tempfile.mkdtemp(prefix="streamkit-bench-file-"))
     work.mkdir(parents=True, exist_ok=True)
@@ -183,15 +218,23 @@ def main() -> None:
         """The fastest of --repeat runs: on a shared machine the slow runs measure neighbours."""
         return min(run() for _ in range(args.repeat))
 
-    def write() -> float:
+    def write(env: dict[str, str] = ENV) -> float:
         ss.unlink(missing_ok=True)
-        return timed(relay_cmd("stdio:///bench", f"file://{ss}/bench", cli_relay), stdin=lines)
+        command = relay_cmd("stdio:///bench", f"file://{ss}/bench", cli_relay)
+        return timed(command, stdin=lines, env=env)
 
+    (work / "pass.py").write_text(PASS_THROUGH)
     t_cat_in = best(lambda: timed(["cat"], stdin=lines, stdout=work / "cat.txt"))
+    t_pass = best(lambda: timed([PY, str(work / "pass.py")], stdin=lines, stdout=work / "cat.txt"))
+    t_write_pure = best(lambda: write(PURE_ENV))
     t_write = best(write)
     size = ss.stat().st_size
     t_cat_ss = best(lambda: timed(["cat", str(ss)]))
     t_decode = best(lambda: timed(decode_cmd(ss, cli_decode)))
+    t_decode_pure = best(lambda: timed(decode_cmd(ss, cli_decode), env=PURE_ENV))
+    sea_decode = args.seastreamer / "file-ss-decode"
+    have_sea = os.access(sea_decode, os.X_OK)
+    t_sea = best(lambda: timed([str(sea_decode), "--file", str(ss)])) if have_sea else None
     t_read = best(lambda: timed(relay_cmd(f"file://{ss}/bench", "stdio:///bench", cli_relay)))
 
     cores = os.cpu_count()
@@ -202,10 +245,23 @@ def main() -> None:
     print("| path | msgs/s | MB/s | time | vs cat |")
     print("|---|---:|---:|---:|---|")
     print(row("cat lines > file", n, lines.stat().st_size, t_cat_in, None))
+    print(row("python pass-through loop lines > file", n, lines.stat().st_size, t_pass, t_cat_in))
     print(row(f"relay stdio → file{how}", n, lines.stat().st_size, t_write, t_cat_in))
+    print(row("relay stdio → file, pure Python", n, lines.stat().st_size, t_write_pure, t_cat_in))
     print(row("cat file.ss > /dev/null", n, size, t_cat_ss, None))
     print(row("decode file.ss > /dev/null", n, size, t_decode, t_cat_ss))
+    print(row("decode file.ss > /dev/null, pure Python", n, size, t_decode_pure, t_cat_ss))
+    if t_sea is not None:
+        print(row("SeaStreamer file-ss-decode --file file.ss", n, size, t_sea, t_cat_ss))
     print(row(f"relay file → stdio > /dev/null{how}", n, size, t_read, t_cat_ss))
+    print("\n| ratio (same run) | value |")
+    print("|---|---:|")
+    print(f"| relay stdio → file ÷ pass-through loop (target ≥ 0.5) | **{t_pass / t_write:.2f}** |")
+    print(f"| pure-Python relay stdio → file ÷ C | **{t_write / t_write_pure:.2f}** |")
+    if t_sea is not None:
+        print(f"| decode ÷ SeaStreamer file-ss-decode (target ≥ 4) | **{t_sea / t_decode:.2f}** |")
+    else:
+        print(f"\n(SeaStreamer's file-ss-decode not found in {args.seastreamer}: skipped)")
 
     big = work / "big.ss"
     frames, start = big_file(big, args.seek_mb)
@@ -218,14 +274,16 @@ def main() -> None:
     print(f"| --since seek to the first message | {seek_t * 1000:.1f} ms | {seek_b:,} |")
     print(f"| full scan (every message) | {scan_t * 1000:.0f} ms | {scan_b:,} |")
 
-    fast, slow = crc_rates(args.size)
+    fast, slow, own = crc_rates(args.size)
     print(f"\n### CRC-16/CDMA2000 of a {args.size}-byte payload\n")
     print("| implementation | payloads/s | ratio |")
     print("|---|---:|---:|")
-    print(f"| fastcrc (compiled, chosen) | {fast:,.0f} | {fast / slow:.0f}x |")
+    print(f"| fastcrc (compiled, the pure codec's) | {fast:,.0f} | {fast / slow:.0f}x |")
+    if own:
+        print(f"| streamkit C codec, sliced by 8 | {own:,.0f} | {own / slow:.0f}x |")
     print(f"| pure-Python table loop | {slow:,.0f} | 1x |")
     if not args.workdir:
-        for p in (lines, ss, big, work / "cat.txt"):
+        for p in (lines, ss, big, work / "cat.txt", work / "pass.py"):
             p.unlink(missing_ok=True)
         work.rmdir()
 

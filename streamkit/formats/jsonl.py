@@ -9,14 +9,22 @@ is written as ``"payload_base64"`` instead. JSON-string payloads (``"abc"``) are
 so that reading back can tell them apart. ``payload`` is always the last member, so a reader can
 take its raw text span and get the exact bytes back. Keys and header values that are not UTF-8
 are written as ``{"base64": "..."}``.
+
+Parsing and writing go through orjson (several times faster than ``json``); whatever orjson
+refuses and ``json`` accepts (``NaN``, ``1e400``, lone surrogates), and any text with an
+integer that may not fit 64 bits, is handed to ``json``, so the accepted input, the output bytes
+and the error texts are those of ``json`` (tests/formats/test_jsonl_orjson.py checks that).
 """
 
 from __future__ import annotations
 
 import base64
 import json
+import re
 from collections.abc import Callable, Sequence
 from typing import Any
+
+import orjson
 
 from streamkit.errors import LineFormatError, UsageError
 from streamkit.formats.line import LineBuffer
@@ -25,7 +33,34 @@ from streamkit.message import BROADCAST, Message, now_ms, validate_stream_key
 __all__ = ["JsonLineDecoder", "encode_json_lines"]
 
 _PAYLOAD_MEMBER = ',"payload":'
-_decoder = json.JSONDecoder()
+_orjson_loads = orjson.loads
+_orjson_dumps = orjson.dumps
+_OrjsonDecodeError = orjson.JSONDecodeError
+
+
+# 19+ digits in a row may be an integer past 64 bits, which some orjson versions turn into a
+# float without a word: such text goes to json (digits inside strings too; it is only slower).
+_LONG_DIGITS = re.compile(r"[0-9]{19}")
+
+
+def _loads(text: str) -> Any:
+    """``json.loads(text)``, by orjson when it can (same values; json's errors otherwise)."""
+    if _LONG_DIGITS.search(text) is None:
+        try:
+            return _orjson_loads(text)
+        except _OrjsonDecodeError:
+            pass
+    return json.loads(text)
+
+
+def _dumps(value: Any) -> str:
+    """Compact JSON with non-ASCII kept, as ``json.dumps(value, separators=(",", ":"),
+    ensure_ascii=False)`` writes it, for values WITHOUT floats (orjson writes ``1e16`` where
+    json writes ``1e+16``); strings are escaped the same way by both."""
+    try:
+        return _orjson_dumps(value).decode("utf-8")
+    except TypeError:  # orjson.JSONEncodeError: an int past 64 bits, a lone surrogate, ...
+        return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
 
 
 def _text_or_base64(value: bytes) -> Any:
@@ -51,12 +86,12 @@ def _payload_member(payload: bytes) -> str:
     stripped = text.strip()
     if stripped and stripped[0] not in '"' and "\n" not in text and text == stripped:
         try:
-            json.loads(text)
+            _loads(text)
         except ValueError:
             pass
         else:
             return _PAYLOAD_MEMBER + text
-    return _PAYLOAD_MEMBER + json.dumps(text, ensure_ascii=False)
+    return _PAYLOAD_MEMBER + _dumps(text)
 
 
 def encode_json_lines(messages: Sequence[Message], stream_key: str | None = None) -> bytes:
@@ -76,7 +111,7 @@ def encode_json_lines(messages: Sequence[Message], stream_key: str | None = None
             for name, value in message.headers:
                 flat.extend((name, _text_or_base64(value)))
             head["headers"] = flat
-        text = json.dumps(head, separators=(",", ":"), ensure_ascii=False)
+        text = _dumps(head)
         lines.append(text[:-1] + _payload_member(message.payload) + "}\n")
     return "".join(lines).encode("utf-8")
 
@@ -132,7 +167,7 @@ class JsonLineDecoder(LineBuffer):
 
     def _parse(self, line: bytes) -> tuple[Message, bool]:
         text = line.decode("utf-8")
-        obj = json.loads(text)
+        obj = _loads(text)
         if not isinstance(obj, dict):
             raise ValueError("a line must be a JSON object")
         topic = obj.get("topic")
@@ -173,7 +208,7 @@ class JsonLineDecoder(LineBuffer):
         while 0 <= start < end:
             raw = text[start + len(_PAYLOAD_MEMBER) : end]
             try:
-                if json.loads(raw) == value:
+                if _loads(raw) == value:
                     return raw.encode("utf-8")
             except ValueError:
                 pass
