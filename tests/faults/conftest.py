@@ -1,0 +1,46 @@
+"""Fixtures of the fault suite, and the figures it prints at the end of a run.
+
+Every test here is marked ``faults`` (``pytest -m faults`` runs the suite alone; ``scripts/test``
+runs it with the rest). The figures are the sums ``harness.record`` collected; with
+``STREAMKIT_FAULT_FIGURES=PATH`` they are also written to PATH as JSON (docs/reliability.md
+quotes them).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.faults.harness import FIGURES, Cli
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    here = Path(__file__).parent
+    for item in items:
+        if here in Path(str(item.fspath)).parents:
+            item.add_marker(pytest.mark.faults)
+
+
+@pytest.fixture(scope="session")
+def cli(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cli]:
+    """Runs ``streamkit ARGS`` in forked children of one warm interpreter (harness.Cli)."""
+    runner = Cli(tmp_path_factory.mktemp("cli"))
+    yield runner
+    runner.close()
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    if not FIGURES:
+        return
+    terminalreporter.section("fault figures")
+    for section, counts in sorted(FIGURES.items()):
+        numbers = ", ".join(f"{k}={v}" for k, v in counts.items())
+        terminalreporter.write_line(f"{section}: {numbers}")
+    target = os.environ.get("STREAMKIT_FAULT_FIGURES")
+    if target:
+        data = {section: dict(counts) for section, counts in sorted(FIGURES.items())}
+        Path(target).write_text(json.dumps(data, indent=1) + "\n")
