@@ -1,4 +1,4 @@
-"""Damaged ``.ss`` files × decode / verify / verify --repair / append, with fixed seeds.
+"""Damaged ``.ss`` files x decode / verify / verify --repair / append, with fixed seeds.
 
 One sample file (600 messages in four stream/shard pairs, a beacon every 1024 bytes, EOS) is
 damaged in five ways — bit flips, runs of random bytes, truncation, zeroed blocks, garbage
