@@ -15,7 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.faults.harness import FIGURES, Cli
+from tests.faults.damage import Sample
+from tests.faults.harness import FIGURES, Cli, layout, message_lines, write_sample
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -31,6 +32,21 @@ def cli(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cli]:
     runner = Cli(tmp_path_factory.mktemp("cli"))
     yield runner
     runner.close()
+
+
+@pytest.fixture(scope="session")
+def sample(tmp_path_factory: pytest.TempPathFactory, cli: Cli) -> Sample:
+    """The intact sample file (harness.write_sample), its layout and its decoded lines."""
+    path = tmp_path_factory.mktemp("sample") / "sample.ss"
+    write_sample(path)
+    result = cli.run("decode", str(path))
+    assert result.code == 0, result.stderr
+    lines = message_lines(result.stdout)
+    assert len(lines) == 600
+    data = path.read_bytes()
+    shape = layout(data)
+    assert len(shape.messages) == 600 and len(shape.beacons) > 50
+    return Sample(path, data, shape, lines)
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
