@@ -2,8 +2,8 @@
 
 Every test here is marked ``faults`` (``pytest -m faults`` runs the suite alone; ``scripts/test``
 runs it with the rest). The figures are the sums ``harness.record`` collected; with
-``STREAMKIT_FAULT_FIGURES=PATH`` they are also written to PATH as JSON (docs/reliability.md
-quotes them).
+``STREAMKIT_FAULT_FIGURES=PATH`` they are also written to PATH, as a markdown table if PATH ends
+in ``.md``, else as JSON (docs/reliability.md quotes them).
 """
 
 from __future__ import annotations
@@ -59,4 +59,11 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
     target = os.environ.get("STREAMKIT_FAULT_FIGURES")
     if target:
         data = {section: dict(counts) for section, counts in sorted(FIGURES.items())}
-        Path(target).write_text(json.dumps(data, indent=1) + "\n")
+        if target.endswith(".md"):
+            rows = ["| fault | cases | counts |", "|---|---:|---|"]
+            for section, counts in data.items():
+                rest = ", ".join(f"{k} {v:,}" for k, v in counts.items() if k != "cases")
+                rows.append(f"| {section} | {counts['cases']} | {rest} |")
+            Path(target).write_text("\n".join(rows) + "\n")
+        else:
+            Path(target).write_text(json.dumps(data, indent=1) + "\n")
