@@ -28,7 +28,7 @@ def _fields(line: str) -> tuple[str, int, str]:
     return parts[1], int(parts[2]), payload
 
 
-def _kill_when(path: Path, size: int) -> tuple[int, bool]:
+def _kill_when(path: Path, size: int) -> int:
     """Run clock | relay into ``path``; SIGKILL the relay once the file has ``size`` bytes."""
     clock = subprocess.Popen(
         [*STREAMKIT, "clock", "--stream", "t", "--interval", "0", "--count", "100000000"],
@@ -61,7 +61,7 @@ def _kill_when(path: Path, size: int) -> tuple[int, bool]:
     assert relay.stderr is not None
     no_traceback(relay.stderr.read().decode(errors="replace"))
     relay.stderr.close()
-    return relay.returncode, True
+    return relay.returncode
 
 
 def test_sigkill_mid_write_then_repair_and_append(cli: Cli, tmp_path: Path) -> None:
@@ -70,7 +70,7 @@ def test_sigkill_mid_write_then_repair_and_append(cli: Cli, tmp_path: Path) -> N
     x_line.write_bytes(b"x\n")
     for n in range(KILLS):
         path = tmp_path / f"kill{n}.ss"
-        code, _ = _kill_when(path, rnd.randrange(20_000, 600_000))
+        code = _kill_when(path, rnd.randrange(20_000, 600_000))
         assert code == -signal.SIGKILL
 
         verified = cli.run("verify", str(path))
