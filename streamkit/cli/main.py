@@ -26,6 +26,7 @@ _COMMANDS = {
     "decode": "streamkit.cli.decode:decode",
     "verify": "streamkit.cli.verify:verify",
     "stat": "streamkit.cli.stat:stat",
+    "collect": "streamkit.cli.collect:collect",
 }
 
 
