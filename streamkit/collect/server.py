@@ -20,9 +20,9 @@ from dataclasses import dataclass
 from aiohttp import web
 
 from streamkit.collect.metrics import Metrics
-from streamkit.collect.writer import Row, Writer
+from streamkit.collect.ndjson import ndjson_rows
+from streamkit.collect.writer import Writer
 from streamkit.errors import StreamkitError, UsageError
-from streamkit.formats.jsonl import JsonLineDecoder
 from streamkit.message import now_ms, validate_stream_key
 
 __all__ = ["NDJSON_TYPES", "RAW_TYPES", "Settings", "build_app"]
@@ -122,7 +122,7 @@ class _App:
         except web.HTTPRequestEntityTooLarge:
             return self._too_large()
         if ndjson:
-            rows_or_error = _ndjson_rows(key, body)
+            rows_or_error = ndjson_rows(key, body)
             if isinstance(rows_or_error, str):
                 return self._refuse(400, "bad_request", rows_or_error)
             rows = rows_or_error
@@ -194,25 +194,6 @@ class _App:
             404, "not_found", f"no route {request.path}: POST /streams/KEY, GET /healthz, "
             "GET /metrics",
         )  # fmt: skip
-
-
-def _ndjson_rows(key: str, body: bytes) -> list[Row] | str:
-    """Rows of an NDJSON body, or the one-line reason it is refused (nothing is taken then)."""
-    decoder = JsonLineDecoder("body", clock=now_ms)
-    messages = decoder.feed(body if body.endswith(b"\n") else body + b"\n")
-    if decoder.error is not None:
-        return f"{decoder.error} (nothing of this request was taken)"
-    rows: list[Row] = []
-    for m, unnamed in zip(messages, decoder.broadcast):
-        if not unnamed and m.stream_key != key:
-            return (
-                f"a line names stream {m.stream_key!r} in a request to /streams/{key} "
-                "(leave topic out, or post it to its own URL)"
-            )
-        rows.append((key, m.shard_id, m.timestamp, m.payload, m.key, m.headers))
-    if not rows:
-        return "no message in the body (NDJSON: one JSON object per line)"
-    return rows
 
 
 def build_app(settings: Settings, writer: Writer, metrics: Metrics) -> tuple[web.Application, _App]:
