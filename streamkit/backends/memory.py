@@ -14,6 +14,7 @@ Library extras beyond the common protocol::
     streamer.create_topic("orders", max_messages=10_000, ttl="10m")   # retention
     streamer.create_topic("jobs", capacity=1_000)                      # backpressure
     streamer.stats("orders")            # TopicStats: depth, subscribers, groups' lag, evicted
+    streamer.stat()                     # StatReport of every topic: the model `stat` shares
     consumer.missed, consumer.lag       # what this consumer lost to retention, and is behind
 """
 
@@ -45,7 +46,8 @@ from streamkit.backends.memory_broker import (
     get_broker,
 )
 from streamkit.errors import EndOfStream, UsageError
-from streamkit.message import Message, validate_stream_key
+from streamkit.message import Message, now_ms, validate_stream_key
+from streamkit.stats import StatReport, missing
 from streamkit.timeutil import parse_duration
 from streamkit.uri import StreamUri
 
@@ -105,6 +107,13 @@ class MemoryStreamer(Streamer):
 
     def topics(self) -> list[str]:
         return sorted(self.broker.topics)
+
+    def stat(self, keys: Sequence[str] = ()) -> StatReport:
+        """``stats()`` of the named topics (default: all) as ``streamkit.stats.StatReport``."""
+        names = list(keys) or self.topics()
+        missing(names, self.topics(), "no memory topic by that name", self._where)
+        streams = tuple(self.broker.stats(name).to_stream() for name in names)
+        return StatReport(self._where, "memory", now_ms(), streams)
 
     def _topic(self, name: str) -> Topic:
         return self.broker.topic(validate_stream_key(name, where=self._where), self._default)
@@ -373,6 +382,24 @@ class MemoryConsumer(Consumer):
         for source in self._sources:
             source.detach()
         self._wake()
+
+
+class _MemoryStatSource:
+    """``open_stat_source`` for library callers; the CLI refuses memory:// (in-process only)."""
+
+    def __init__(self, streamer: MemoryStreamer, keys: tuple[str, ...]) -> None:
+        self.streamer = streamer
+        self.keys = keys
+
+    async def collect(self) -> StatReport:
+        return self.streamer.stat(self.keys)
+
+    async def close(self) -> None:
+        await self.streamer.close()
+
+
+async def open_stat_source(uri: StreamUri, options: ConnectOptions) -> _MemoryStatSource:
+    return _MemoryStatSource(MemoryStreamer(uri, options), uri.keys)
 
 
 def _config_from_settings(settings: Mapping[str, str]) -> TopicConfig:

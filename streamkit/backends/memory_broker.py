@@ -37,6 +37,7 @@ from typing import Literal
 from streamkit.backends.base import Payload, payload_bytes
 from streamkit.errors import UsageError
 from streamkit.message import Message, now_ms, validate_stream_key
+from streamkit.stats import GroupShardStat, GroupStat, ShardStat, StreamStat
 
 __all__ = [
     "DEFAULT_CAPACITY",
@@ -137,6 +138,34 @@ class TopicStats:
     evicted: int
     """Messages dropped from the head so far (by retention or to make room)."""
     producers_waiting: int
+    first_ts: int | None = None
+    """Timestamps of the oldest and newest message held (None when empty)."""
+    last_ts: int | None = None
+
+    def to_stream(self) -> StreamStat:
+        """The same figures in the model every backend's ``stat`` shares (``streamkit.stats``)."""
+        held = self.depth > 0
+        shard = ShardStat(
+            shard=0,
+            messages=self.depth,
+            first_seq=self.first_seq if held else None,
+            last_seq=self.next_seq - 1 if held else None,
+            first_ts=self.first_ts,
+            last_ts=self.last_ts,
+            next_seq=self.next_seq,
+        )
+        groups = tuple(
+            GroupStat(
+                name=g.name,
+                consumers=g.members,
+                pending=g.position - g.committed if g.mode != "realtime" else None,
+                lag=g.lag,
+                state=g.mode,
+                shards=(GroupShardStat(0, committed=g.committed, lag=g.lag),),
+            )
+            for g in sorted(self.groups.values(), key=lambda g: g.name)
+        )
+        return StreamStat(self.name, (shard,), groups)
 
 
 class Cursor:
@@ -513,6 +542,8 @@ class Topic:
             groups={name: g.stats(end) for name, g in self.groups.items()},
             evicted=self.evicted,
             producers_waiting=len(self._queue),
+            first_ts=self._log[self._start].timestamp if end > self.head else None,
+            last_ts=self._log[-1].timestamp if end > self.head else None,
         )
 
     def wait_for_data(self, waiter: asyncio.Future[None]) -> None:

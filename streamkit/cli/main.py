@@ -25,6 +25,8 @@ _COMMANDS = {
     "processor": "streamkit.cli.processor:processor",
     "decode": "streamkit.cli.decode:decode",
     "verify": "streamkit.cli.verify:verify",
+    "stat": "streamkit.cli.stat:stat",
+    "collect": "streamkit.cli.collect:collect",
 }
 
 

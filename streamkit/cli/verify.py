@@ -43,6 +43,7 @@ class _Stream:
     min_seq: int = 0
     max_seq: int = 0
     max_ts: int = 0
+    min_ts: int = 0
     running: int = CRC16_INIT
 
 
@@ -110,12 +111,13 @@ class _Checker:
                 s = streams.get((item.stream_key, item.shard_id))
                 if s is None:
                     s = streams[(item.stream_key, item.shard_id)] = _Stream(
-                        min_seq=item.seq, max_seq=item.seq, max_ts=ts
+                        min_seq=item.seq, max_seq=item.seq, max_ts=ts, min_ts=ts
                     )
                 s.count += 1
                 s.min_seq = min(s.min_seq, item.seq)
                 s.max_seq = max(s.max_seq, item.seq)
                 s.max_ts = max(s.max_ts, ts)
+                s.min_ts = min(s.min_ts, ts)
                 s.running = table[s.running ^ (crc16(item.payload) if item.payload else 0xFFFF)]
                 if is_eos(item):
                     continue

@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-COMMANDS = ["clock", "relay", "processor", "decode", "verify"]
+COMMANDS = ["clock", "relay", "processor", "decode", "verify", "stat", "collect"]
 
 
 @pytest.mark.parametrize("command", COMMANDS)

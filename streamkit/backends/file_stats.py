@@ -1,0 +1,81 @@
+"""``stat`` for ``.ss`` files: one scan by ``verify``'s checker, reported as ``StatReport``.
+
+The scan is verify's (``verify_file``): the same decoder, CRC checks and EOS rules, so ``stat``
+and ``verify`` never disagree about damage. Damage is reported, not raised: ``stat`` describes
+what is readable up to it. The file is opened read-only; a missing file is ``NoSuchStream``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+
+from streamkit.backends.base import ConnectOptions
+from streamkit.cli.verify import verify_file
+from streamkit.message import INTERNAL_KEY, now_ms
+from streamkit.stats import FileStat, NoSuchStream, ShardStat, StatReport, StreamStat, missing
+from streamkit.uri import StreamUri
+
+__all__ = ["FileStatSource", "open_stat_source"]
+
+
+class FileStatSource:
+    def __init__(self, uri: StreamUri) -> None:
+        self.uri = uri
+        self.path = uri.path
+
+    async def collect(self) -> StatReport:
+        return await asyncio.to_thread(self._collect)
+
+    def _collect(self) -> StatReport:
+        where = self.uri.redacted()
+        if not os.path.isfile(self.path):
+            what = "is not a file" if os.path.exists(self.path) else "does not exist"
+            raise NoSuchStream(f"no such stream: {self.path} {what}", where)
+        taken = now_ms()
+        report = verify_file(self.path)
+        by_key: dict[str, list[ShardStat]] = {}
+        for (key, shard), s in sorted(report.streams.items()):
+            if key == INTERNAL_KEY:
+                continue
+            by_key.setdefault(key, []).append(
+                ShardStat(
+                    shard=shard,
+                    messages=s.count,
+                    first_seq=s.min_seq,
+                    last_seq=s.max_seq,
+                    first_ts=s.min_ts,
+                    last_ts=s.max_ts,
+                )
+            )
+        keys = self.uri.keys
+        if keys:
+            missing(keys, list(by_key), f"no message with that key in {self.path}", where)
+        streams = tuple(
+            StreamStat(key, tuple(shards))
+            for key, shards in by_key.items()
+            if not keys or key in keys
+        )
+        header = report.header
+        damage = report.damage
+        file = FileStat(
+            path=self.path,
+            size=report.size,
+            name=header.file_name if header else None,
+            created_at=header.created_at if header else None,
+            beacon_interval=header.beacon_interval if header else None,
+            beacons=report.beacons,
+            payload_bytes=report.payload_bytes,
+            eos_at=report.eos_at,
+            damage=str(damage) if damage is not None else None,
+            damage_offset=damage.offset if damage is not None else None,
+            warnings=tuple(report.warnings),
+        )
+        return StatReport(where, "file", taken, streams, file)
+
+    async def close(self) -> None:
+        return None
+
+
+async def open_stat_source(uri: StreamUri, options: ConnectOptions) -> FileStatSource:
+    return FileStatSource(uri)
