@@ -129,6 +129,13 @@ def rebuild_state(path: str) -> tuple[int, int, dict[tuple[str, int], StreamStat
         reader.close()
 
 
+def _increasing(seqs: list[int]) -> bool:
+    """Strictly increasing: a contiguous run (the usual case) is checked cheapest."""
+    return seqs == list(range(seqs[0], seqs[0] + len(seqs))) or all(
+        map(lt, seqs, islice(seqs, 1, None))
+    )
+
+
 class SsFileWriter:
     """The one writer of a file within a streamer; producers share it."""
 
@@ -165,6 +172,8 @@ class SsFileWriter:
             os.close(self._fd)
             raise
         self.closed = False
+        self._top: int | None = None
+        """The highest seq of any stream in the file (None: to be computed)."""
 
     def _write(self, data: bytes) -> None:
         view = memoryview(data)
@@ -178,6 +187,7 @@ class SsFileWriter:
     def write_frames(self, frames: list[tuple[str, int, int, int, bytes]]) -> None:
         if self.closed:
             raise BackendError("the file producer is closed", self.path)
+        self._top = None
         self._write(self.encoder.encode(frames))
         self._raise_failed()
 
@@ -202,16 +212,21 @@ class SsFileWriter:
         ``messages`` unchanged.
         """
         streams = self.encoder.streams
+        seqs = list(map(_seq_of, messages))
+        top = self._top
+        if top is None:
+            top = self._top = max((state.seq for state in streams.values()), default=-1)
+        if seqs[0] > top and _increasing(seqs):
+            # Above every seq in the file and increasing: above each stream's own last seq.
+            self._top = seqs[-1]
+            return messages
+        self._top = None  # recomputed from the streams on the next batch
         first = messages[0]
         if len(set(map(_shard_of, messages))) == 1 and (
             key is not None or len(set(map(_stream_key_of, messages))) == 1
         ):
             state = streams.get((key or first.stream_key, first.shard_id))
-            seqs = list(map(_seq_of, messages))
-            if (state is None or seqs[0] > state.seq) and (
-                seqs == list(range(seqs[0], seqs[0] + len(seqs)))  # the usual case, cheapest
-                or all(map(lt, seqs, islice(seqs, 1, None)))
-            ):
+            if (state is None or seqs[0] > state.seq) and _increasing(seqs):
                 return messages
         out: list[Message] = []
         last_of: dict[tuple[str, int], int] = {}

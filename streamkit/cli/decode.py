@@ -19,11 +19,13 @@ import base64
 import gc
 import json
 import operator
+import re
 import sys
 from collections.abc import Callable
 from typing import Any, BinaryIO
 
 import click
+import orjson
 
 from streamkit.backends.file_reader import SeekTarget, SsFileReader, ss_path
 from streamkit.cli.progress import Progress
@@ -243,15 +245,47 @@ class _Printer:
         return BLOB
 
     def _json_line(self, m: Message) -> bytes:
-        meta = json.dumps(
-            _meta(m.stream_key, m.shard_id, m.seq, m.timestamp), separators=(",", ":")
-        )
-        if self.header_only:
-            payload = "null"
-        else:
-            value = _json_payload(m.payload, self.binary)
-            payload = value if isinstance(value, _Raw) else json.dumps(value, ensure_ascii=False)
-        return f'{{"header":{meta},"payload":{payload}}}\n'.encode()
+        """One ndjson message line, built as bytes: the header part needs no JSON encoder
+        (keys are ``[A-Za-z0-9._-]``, numbers are numbers, the timestamp text is cached per
+        second) and the payload goes through orjson (``_payload_json``)."""
+        ts = m.timestamp
+        stamp = self.times.prefix(ts // 1000)[1:] + _MILLIS[ts % 1000]
+        payload = b"null" if self.header_only else _payload_json(m.payload, self.binary)
+        return _NDJSON_LINE % (m.stream_key.encode("ascii"), m.shard_id, m.seq, stamp, payload)
+
+
+_NDJSON_LINE = (
+    b'{"header":{"stream_key":"%s","shard_id":%d,"sequence":%d,"timestamp":"%s"},"payload":%s}\n'
+)
+_BIG_NUMBER = re.compile(rb"\d{20}")
+"""20+ digits in a row may be an integer beyond 64 bits, which orjson reads as a float (losing
+digits): such payloads take the ``json`` path, which keeps every digit."""
+
+
+def _payload_json(payload: bytes, binary: str) -> bytes:
+    """A payload as JSON text: re-serialised compactly with sorted keys if it is JSON (orjson,
+    ~10x the ``json`` module), else a string, else (not UTF-8) bytes as ``binary`` says.
+
+    Whatever orjson refuses (lone surrogates, NaN, nesting past 1024, 20+ digit numbers) takes
+    the ``json`` path, which decides as before; its output is kept ASCII-escaped where it would
+    not encode as UTF-8 (a lone surrogate), so a line is always valid UTF-8.
+    """
+    if payload and not _BIG_NUMBER.search(payload):
+        try:
+            return orjson.dumps(orjson.loads(payload), option=orjson.OPT_SORT_KEYS)
+        except orjson.JSONDecodeError:
+            pass
+        except orjson.JSONEncodeError:  # pragma: no cover - whatever loads gives, dumps takes
+            pass
+    value = _json_payload(payload, binary)
+    if isinstance(value, _Raw):
+        text: str = value
+    else:
+        text = json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+    try:
+        return text.encode("utf-8")
+    except UnicodeEncodeError:
+        return json.dumps(json.loads(text), ensure_ascii=True, separators=(",", ":")).encode()
 
 
 class _PipeSource:

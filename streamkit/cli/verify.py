@@ -4,7 +4,10 @@ Checked: the header; every frame's CRC, trailer and key; a beacon at every multi
 interval with a true ``remaining`` count (all by the decoder); each beacon's markers against the
 state rebuilt from the frames (highest seq and timestamp, running checksum); nothing after EOS.
 Marker disagreements are warnings, not damage: SeaStreamer's own appender resumes running
-checksums wrongly (reference §10 Q9), and readers only use markers to seek.
+checksums wrongly (reference §10 Q9), and readers only use markers to seek. So are the findings
+of ``formats/ss_check.SequenceChecker`` about the fields no CRC covers (seq, timestamp, key,
+shard). Damage whose real cause is a header beacon interval that disagrees with the file's
+beacons is reported as header damage (``check_header_interval``), which repair refuses.
 
 ``--repair`` keeps a backup copy, then truncates the file right after the last good message so it
 can be appended to again. Everything after the first damage goes, which is why the backup is
@@ -338,7 +341,9 @@ def verify(file: str, repair: bool) -> None:
     """Check every frame, beacon and checksum of a .ss file; exit 3 if it is damaged.
 
     FILE is a path or a file:// URI. The summary goes to stdout; warnings (what the checksums
-    do not cover) go to stderr, each with its byte offset.
+    do not cover) go to stderr, each with its byte offset. Exit codes: 0 sound (warnings
+    allowed), 3 damaged (also a damaged header, which --repair refuses), 1 a repair that could
+    not write its backup (nothing changed).
     """
     report = verify_file(ss_path(file, "verify"), progress=True)
     for line in report.lines():

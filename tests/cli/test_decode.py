@@ -198,3 +198,28 @@ def test_decode_reads_stdin_with_a_dash() -> None:
     truncated = CliRunner().invoke(decode, ["-"], input=data[:1000])
     assert isinstance(truncated.exception, FileFormatError)
     assert "middle of a message" in str(truncated.exception)
+
+
+def test_ndjson_payloads_keep_every_digit_and_always_encode(tmp_path: Path) -> None:
+    """orjson serialises the payloads; what it cannot take exactly takes the json path."""
+    path = tmp_path / "j.ss"
+    payloads = [
+        b'{"b": 1, "a": [1.5, 2e-7]}',
+        b"123456789012345678901234567890",  # beyond 64 bits: every digit kept
+        b'{"n": 18446744073709551615, "m": -9223372036854775808}',
+        b'"\\ud800"',  # a lone surrogate: escaped, not a traceback
+        b"not json \x04",
+        b"\xff\x00",
+    ]
+    write_file(path, [("j", 0, i, 5, p) for i, p in enumerate(payloads)], 1 << 20)
+    result = run(str(path), "--format", "ndjson")
+    assert result.exit_code == 0, result.output
+    out = result.stdout_bytes.split(b"\n")[:-1]
+    assert [line.split(b'"payload":', 1)[1][:-1] for line in out] == [
+        b'{"a":[1.5,2e-7],"b":1}',
+        b"123456789012345678901234567890",
+        b'{"m":-9223372036854775808,"n":18446744073709551615}',
+        b'"\\ud800"',
+        b'"not json \\u0004"',
+        b"[255,0]",
+    ]
