@@ -101,12 +101,13 @@ def test_sigkill_mid_write_then_repair_and_append(cli: Cli, tmp_path: Path) -> N
         assert appended.code == 0, appended.stderr
         final = message_lines(cli.run("decode", str(path)).stdout)
         assert final[:-1] == kept and _fields(final[-1])[::2] == ("t", "x")
+        assert _fields(final[-1])[1] == intact  # a new stdin's seq 0 continues the file's
         # A writer that numbers its own messages continues the file's seqs.
         more = cli.run("clock", "--stream", "t", "--interval", "0", "--count", "3",
                        "--output", f"file://{path}/t")  # fmt: skip
         assert more.code == 0, more.stderr
         final = message_lines(cli.run("decode", str(path)).stdout)
-        assert [_fields(line)[1] for line in final[-3:]] == [intact, intact + 1, intact + 2]
+        assert [_fields(line)[1] for line in final[-3:]] == [intact + 1, intact + 2, intact + 3]
         assert cli.run("verify", str(path)).code == 0
         record(
             "SIGKILL mid-write: verify, repair, append",
