@@ -74,7 +74,7 @@ def run(coro: Any, timeout: float = 60) -> Any:
 
 def decode(path: Path) -> list[dict[str, Any]]:
     done = subprocess.run(
-        [sys.executable, "-m", "streamkit.cli.main", "decode", str(path), "--format", "ndjson"],
+        [sys.executable, "-m", "streamkit.cli.main", "decode", str(path), "--format", "ss-ndjson"],
         capture_output=True, env=ENV, timeout=60, check=True,
     )  # fmt: skip
     rows = [json.loads(line) for line in done.stdout.splitlines() if line.startswith(b"{")]
