@@ -211,8 +211,13 @@ class KafkaConsumer(Consumer):
                     self._finish(tp)
 
     def _on_lose(self, client: Any, revoked: list[Any]) -> None:
+        """Group callback: partitions taken away. Taking all of them is the first half of a
+        rebalance: the member owns nothing only until the assignment that follows, and must
+        not end in between (``_all_done`` on an empty set) while its partitions are unread."""
         if self._assigned is not None:
             self._assigned.difference_update((tp.topic, tp.partition) for tp in revoked)
+            if not self._assigned:
+                self._assigned = None
 
     # -- reading --------------------------------------------------------------------------
 

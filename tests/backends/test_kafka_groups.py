@@ -131,3 +131,41 @@ def test_load_balanced_members_share_the_partitions(kafka_broker: KafkaBroker) -
     # At-least-once: nothing lost; a rebalance may hand over a partition (redelivery allowed).
     assert set(everything) == set(range(200))
     assert a and b, "both members received partitions"
+
+
+def test_a_member_still_reading_outlives_a_rebalance_when_the_other_leaves(
+    kafka_broker: KafkaBroker,
+) -> None:
+    """--no-follow in a group: a member ends once every partition it was given is done. While a
+    rebalance has taken its partitions and not yet handed them back it has none, and "none left
+    to read" must not count as done, or the partition it was reading is left unread."""
+    from confluent_kafka import Producer as RdProducer
+
+    topic, group = kafka_broker.topic(), _group(kafka_broker)
+    kafka_broker.create_topic(topic, partitions=2)
+    raw = RdProducer({"bootstrap.servers": kafka_broker.address, "linger.ms": 5})
+    raw.produce(topic, b"short", partition=0)
+    for i in range(300):
+        raw.produce(topic, b"long %d" % i, partition=1)
+    raw.flush(10)
+    del raw
+    options = ConsumerOptions(offset="start", mode="load-balanced", group=group, follow=False)
+
+    async def member(s: object, pace: float) -> list[Message]:
+        consumer = await s.consumer(topic, options)  # type: ignore[attr-defined]
+        out: list[Message] = []
+        async for batch in consumer.batches(10):
+            out.extend(batch)
+            await consumer.commit(batch)
+            await asyncio.sleep(pace)  # the reader of the long partition is slow
+        await consumer.close()
+        return out
+
+    async def main() -> list[Message]:
+        async with streamer(kafka_broker.address, settings=FAST_GROUPS) as s:
+            a, b = await asyncio.gather(member(s, 0.05), member(s, 0.05))
+            return a + b
+
+    got = run(main(), timeout=90)
+    payloads = {m.payload for m in got}
+    assert payloads == {b"short"} | {b"long %d" % i for i in range(300)}

@@ -11,6 +11,7 @@ import threading
 import time
 from pathlib import Path
 
+from tests.cli.slow_reader import read_slowly
 from tests.servers.redis_server import RedisServer
 
 LINE = re.compile(rb"^\[(\S+) \| (\S+) \| (\d+) \| (\d+)\] (.*)$")
@@ -281,3 +282,23 @@ def test_the_summary_after_giving_up_counts_what_redis_acknowledged(
     assert match, err
     relayed = int(match.group(1))
     assert relayed <= stored <= relayed + 2000, (relayed, stored, err)
+
+
+def test_sigterm_stops_a_redis_relay_with_a_backlog_at_once(
+    redis_server: RedisServer, unique_key: str
+) -> None:
+    url = redis_server.stream_url(unique_key)
+    lines = b"".join(b"[2026-11-23T07:00:%02d.%03d | b] n %d\n" % (i // 1000 % 60, i % 1000, i)
+                     for i in range(100_000))  # fmt: skip
+    assert relay("--input", "stdio:///b", "--output", url, stdin=lines, timeout=120).returncode == 0
+    got = read_slowly(
+        start_relay("--input", url, "--offset", "start", "-e"),
+        lines_per_second=20_000,
+        signal_after=20_000,
+    )
+    assert got.returncode == 143, got.stderr
+    assert len(got.lines) - got.at_signal < 5_000, (len(got.lines), got.at_signal)
+    assert got.exit_seconds < 3.0
+    assert [row[4] for row in parse(b"\n".join(got.lines))] == [
+        b"n %d" % i for i in range(len(got.lines))
+    ]
