@@ -143,3 +143,14 @@ def test_a_cluster_is_described_across_its_masters(
     report = stat_json(f"redis://{seed.host}:{seed.port}/{unique_key}")
     (stream,) = report["streams"]
     assert [(s["shard"], s["messages"]) for s in stream["shards"]] == [(i, 10) for i in range(6)]
+
+
+def test_tls_and_a_password_never_printed(redis_tls: RedisServer, unique_key: str) -> None:
+    add(redis_tls, unique_key, 3)
+    ca = str(redis_tls.directory / "ca.crt")
+    report = stat_json(redis_tls.stream_url(unique_key), "-X", f"tls_ca={ca}")
+    assert report["streams"][0]["messages"] == 3
+    assert report["uri"].startswith("rediss://:***@")
+    table = streamkit("stat", redis_tls.stream_url(unique_key), "-X", f"tls_ca={ca}")
+    assert table.returncode == 0
+    assert redis_tls.password is not None and redis_tls.password.encode() not in table.stdout
