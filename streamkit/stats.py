@@ -27,7 +27,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Protocol
 
 from streamkit.backends.base import ConnectOptions
-from streamkit.errors import BackendError
+from streamkit.errors import BackendError, UsageError
 from streamkit.uri import StreamUri
 
 __all__ = [
@@ -203,8 +203,6 @@ async def open_stat_source(uri: StreamUri, options: ConnectOptions | None = None
     Nothing is created on the way: no group, topic, key or file. A named stream that does not
     exist raises ``NoSuchStream`` at the first ``collect()``.
     """
-    from streamkit.errors import UsageError
-
     module_name = _COLLECTORS.get(uri.scheme)
     if module_name is None:
         raise UsageError(

@@ -1,6 +1,6 @@
 """``streamkit collect --listen HOST:PORT --output URI``: HTTP in, any backend out.
 
-Thin: parse options, check the optional aiohttp dependency with a message saying how to install
+Thin: parse options, check the optional uvicorn dependency with a message saying how to install
 it, then run ``streamkit.collect.service.serve`` under the common signal handling (SIGTERM /
 SIGINT drain and exit 143 / 130). The HTTP contract is in docs/collect.md.
 """
@@ -135,14 +135,14 @@ def collect(**values: Any) -> int:
     (Prometheus). SIGTERM: stop taking requests, write what was taken, exit 143.
     """
     try:
-        from streamkit.collect.server import Settings
+        from streamkit.collect.asgi import Settings
         from streamkit.collect.service import Listen, serve
     except ImportError as error:
-        if not (error.name or "").startswith("aiohttp"):
+        if (error.name or "").split(".")[0] not in ("uvicorn", "httptools"):
             raise
         raise StreamkitError(
-            "collect needs the aiohttp package: pip install -e '.[collect]' "
-            "(or pip install 'aiohttp>=3.9')"
+            "collect needs uvicorn and httptools: pip install -e '.[collect]' "
+            "(or pip install 'uvicorn>=0.29' 'httptools>=0.6')"
         ) from None
 
     host, port = parse_listen(values["listen"])
@@ -153,7 +153,8 @@ def collect(**values: Any) -> int:
         token=_token(values["token"], values["token_file"]),
         keys=output.keys,
     )
-    listen = Listen(host, port, _tls(values["cert"], values["key"]))
+    _tls(values["cert"], values["key"])  # refuse a bad pair before anything starts
+    listen = Listen(host, port, values["cert"], values["key"])
     connect = connect_options_from(values)
     producing = producer_options_from(values)
     tune_gc()

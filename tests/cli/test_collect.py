@@ -352,9 +352,9 @@ def test_output_keys_limit_the_streams_taken(tmp_path: Path) -> None:
     assert payloads_in(out) == ["1"]
 
 
-def test_missing_aiohttp_is_one_line_naming_the_extra(tmp_path: Path) -> None:
+def test_a_missing_server_library_is_one_line_naming_the_extra(tmp_path: Path) -> None:
     code = (
-        "import sys; sys.modules['aiohttp'] = None; from streamkit.cli.main import main; "
+        "import sys; sys.modules['uvicorn'] = None; from streamkit.cli.main import main; "
         f"main(['collect', '--output', 'file://{tmp_path}/x.ss/'])"
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, env=ENV, timeout=60)

@@ -159,3 +159,33 @@ def test_watch_sees_growth_and_stops_on_sigterm_with_143(tmp_path: Path) -> None
             proc.wait()
     assert proc.returncode == 143, err
     assert err == b""
+
+
+def test_watch_redraws_in_place_on_a_terminal(tmp_path: Path) -> None:
+    import pty
+
+    path = tmp_path / "t.ss"
+    write_file(path, ["[2026-11-23T07:00:00.000 | t] x"])
+    leader, follower = pty.openpty()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "streamkit.cli.main", "stat", str(path), "--watch", "50ms",
+         "--count", "2"],
+        stdout=follower, stderr=subprocess.PIPE, env=ENV,
+    )  # fmt: skip
+    os.close(follower)
+    seen = b""
+    try:
+        while True:
+            try:
+                chunk = os.read(leader, 65536)
+            except OSError:  # EIO: the process closed the terminal
+                break
+            if not chunk:
+                break
+            seen += chunk
+    finally:
+        os.close(leader)
+        proc.wait(30)
+    assert proc.returncode == 0
+    assert seen.count(b"\x1b[H\x1b[2J") == 2  # each look clears and redraws
+    assert seen.count(b"stream t: 1 messages") == 2

@@ -7,7 +7,7 @@ import asyncio
 from streamkit.backends.base import ConsumerOptions
 from streamkit.connect import connect
 from tests.cli.test_stat import one_line_error, stat_json, streamkit
-from tests.servers.redis_server import RedisServer
+from tests.servers.redis_server import RedisCluster, RedisServer
 
 
 def add(server: RedisServer, key: str, n: int, ms: int = 1_700_000_000_000) -> list[str]:
@@ -123,3 +123,34 @@ def test_all_streams_without_keys_and_the_table(redis_server: RedisServer, uniqu
     one_line_error(
         streamkit("stat", redis_server.stream_url(f"{unique_key}-str")), 1, "not a stream"
     )
+
+
+def test_a_cluster_is_described_across_its_masters(
+    redis_cluster: RedisCluster, unique_key: str
+) -> None:
+    from streamkit.message import Message
+
+    items = [Message(unique_key, i % 6, 0, 0, b"%d" % i) for i in range(60)]
+
+    async def write() -> None:
+        async with connect(redis_cluster.url) as streamer:
+            producer = await streamer.producer(unique_key)
+            await producer.send_many(items)
+            await producer.close()
+
+    asyncio.run(write())
+    seed = redis_cluster.nodes[2]
+    report = stat_json(f"redis://{seed.host}:{seed.port}/{unique_key}")
+    (stream,) = report["streams"]
+    assert [(s["shard"], s["messages"]) for s in stream["shards"]] == [(i, 10) for i in range(6)]
+
+
+def test_tls_and_a_password_never_printed(redis_tls: RedisServer, unique_key: str) -> None:
+    add(redis_tls, unique_key, 3)
+    ca = str(redis_tls.directory / "ca.crt")
+    report = stat_json(redis_tls.stream_url(unique_key), "-X", f"tls_ca={ca}")
+    assert report["streams"][0]["messages"] == 3
+    assert report["uri"].startswith("rediss://:***@")
+    table = streamkit("stat", redis_tls.stream_url(unique_key), "-X", f"tls_ca={ca}")
+    assert table.returncode == 0
+    assert redis_tls.password is not None and redis_tls.password.encode() not in table.stdout
