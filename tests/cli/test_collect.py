@@ -248,6 +248,10 @@ def test_stalled_output_gives_503_with_retry_after_and_flat_memory(
             before = c.rss_kib
             rejected = await flood(c, s, 600)  # 36 MB offered while stalled
             after = c.rss_kib
+            async with s.get(c.url("/metrics")) as r:
+                text = await r.text()
+            assert "streamkit_collect_in_flight_messages 8\n" in text
+            assert 'rejected_requests_total{cause="busy"} 612\n' in text
             first = await pending
             return first, before, after, rejected
 
