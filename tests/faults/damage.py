@@ -1,5 +1,5 @@
 """Damaged copies of a sample ``.ss`` file, drawn from fixed seeds (used by the corrupt-file
-tests and by test_pending.py)."""
+tests and by test_regressions.py)."""
 
 from __future__ import annotations
 

@@ -12,7 +12,7 @@ appended — ten times each. What must hold, counted per case:
   leaves a file that verifies clean and takes an append;
 * append refuses (exit 3, file byte-identical) damage inside the file, and resumes over a cut
   tail. Here the in-place damage is put inside payloads, where the CRC sees it; the same matrix
-  with damage anywhere is in test_pending.py.
+  with damage anywhere is in test_regressions.py.
 
 Every command: no traceback, no hang (a 20 s limit; a run takes ~40 ms), one line on stderr.
 """
@@ -146,7 +146,7 @@ def x_line(tmp_path: Path) -> Path:
 def test_append_refuses_damage_and_resumes_over_a_cut_tail(
     kind: str, sample: Sample, cli: Cli, tmp_path: Path, x_line: Path
 ) -> None:
-    """In-place damage inside payloads (the CRC sees it); anywhere: test_pending.py."""
+    """In-place damage inside payloads (the CRC sees it); anywhere: test_regressions.py."""
     for n, found in enumerate(cases(kind, sample, payload_only=True)):
         path = write(tmp_path, found, n)
         intact = sample.layout.intact_before(found.start)

@@ -1,7 +1,6 @@
-"""Fault cases that fail until the defects of issue 15 are fixed (each test names its defect).
-
-They are written to the behaviour the issue and the docs ask for, not to today's code; none is
-marked xfail or skipped. Counted like the rest of the suite once they pass.
+"""Regression cases for the defects of issue 15 (each test names its defect), counted like the
+rest of the fault suite. They were written to the behaviour the issue and the docs ask for
+before the fixes landed, and failed then.
 """
 
 from __future__ import annotations
@@ -52,7 +51,7 @@ def test_append_refuses_damage_anywhere_and_leaves_the_file_as_it_was(
             after = message_lines(cli.run("decode", str(path)).stdout)
             assert after[:-1] == message_lines(decoded.stdout) and after[-1].endswith("] x")
         unchanged = int(path.read_bytes() == found.data)
-        record(f"pending/append after {kind} anywhere", files=1,
+        record(f"regression/append after {kind} anywhere", files=1,
                refused=int(appended.code == 3), unchanged=unchanged)  # fmt: skip
 
 
@@ -165,7 +164,7 @@ def test_processor_on_error_fail_writes_everything_before_the_failure(
     errors = result.stderr.strip().splitlines()
     assert len(errors) == 1 and f"tick:0:{fail}" in errors[0], result.stderr
     counts = tally(range(fail), got)
-    record(f"pending/processor --on-error {policy}, {workers} workers", **counts.as_dict())
+    record(f"regression/processor --on-error {policy}, {workers} workers", **counts.as_dict())
 
 
 # --------------------------------------------------------------------------- defect 3
@@ -244,11 +243,11 @@ def test_kafka_relay_stops_reading_on_sigterm(mode: str, kafka_broker: KafkaBrok
     if mode == "resumable":
         second = run(*args, stdin=None, timeout=120)
         assert second.code == 0, second.stderr
-        got = [line.partition(b"] ")[2] for line in first]
+        got = [line.rstrip(b"\n").partition(b"] ")[2] for line in first]
         got += [line.encode().partition(b"] ")[2] for line in second.lines()]
         counts = tally(sent, got)
         assert (counts.lost, counts.duplicated) == (0, 0), counts
-        record("pending/kafka SIGTERM + second run: resumable relay", **counts.as_dict())
+        record("regression/kafka SIGTERM + second run: resumable relay", **counts.as_dict())
 
 
 # --------------------------------------------------------------------------- defect 1
@@ -271,7 +270,7 @@ def test_redis_burst_in_one_millisecond_reads_back(
     got = [line.partition("] ")[2] for line in back.lines()]
     counts = tally([f"m-{n}" for n in range(count)], got)
     assert (counts.lost, counts.duplicated) == (0, 0), counts
-    record("pending/redis 100k messages in one millisecond", **counts.as_dict())
+    record("regression/redis 100k messages in one millisecond", **counts.as_dict())
 
 
 # --------------------------------------------------------------------------- defects 6, 7
