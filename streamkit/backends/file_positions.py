@@ -1,0 +1,189 @@
+"""Committed positions of resumable file consumers: ``FILE.GROUP.pos`` beside the ``.ss`` file.
+
+A ``.ss`` file has no server to keep a consumer group's offset, so ``--mode resumable --group G``
+keeps it in a small JSON file next to the data: ``ticks.ss`` read by group ``audit`` commits to
+``ticks.ss.audit.pos``. One file per group, so groups are independent, and removing the file
+resets the group. Each commit writes it atomically (temp file, fsync, rename, fsync of the
+directory): after a crash the position is the old one or the new one, never a torn mix.
+
+A position is a byte offset (the first byte after the last committed message, a frame boundary)
+plus what is needed to know it still belongs to the same bytes: a hash of the 128-byte header
+(which names the file and its creation time) and a hash of the bytes just before the offset (the
+end of the last committed frame). A file replaced by another recording, truncated, or rewritten
+no longer matches, and the consumer refuses to start (``DataError``, exit 3) instead of reading
+from a wrong place or silently from the start. An appender resumes the file on top of its EOS
+frame, which lies after the offset, so appending never invalidates a position.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import time
+from dataclasses import dataclass
+
+from streamkit.errors import BackendError, DataError, UsageError
+
+__all__ = ["TAIL_BYTES", "Position", "PositionStore", "fingerprint", "position_path"]
+
+TAIL_BYTES = 64
+"""Bytes before the offset whose hash ties a position to its file (at least the last frame's
+trailer and checksum)."""
+_VERSION = 1
+_GROUP = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._-]{0,127}")
+
+
+def fingerprint(data: bytes) -> str:
+    return hashlib.blake2b(data, digest_size=16).hexdigest()
+
+
+def position_path(data_path: str, group: str) -> str:
+    """Where group ``group`` of ``data_path`` keeps its position; the group name is checked
+    because it becomes part of a file name."""
+    if not _GROUP.fullmatch(group):
+        raise UsageError(
+            f"group name {group!r} cannot name a position file beside a .ss file: use letters, "
+            "digits, '.', '_' and '-' (at most 128, not starting with '.' or '-')",
+            "--group",
+        )
+    return f"{data_path}.{group}.pos"
+
+
+@dataclass(frozen=True)
+class Position:
+    offset: int
+    """The first byte after the last committed message."""
+    header: str
+    """Fingerprint of the file's 128-byte header."""
+    tail: str
+    """Fingerprint of the ``TAIL_BYTES`` bytes before ``offset``."""
+    keys: tuple[str, ...] | None
+    """The stream keys the group reads (None: every stream)."""
+    streams: dict[tuple[str, int], int]
+    """The seq of the last committed message of each stream and shard."""
+
+
+class PositionStore:
+    """Loads, checks and atomically replaces one group's position file."""
+
+    def __init__(self, data_path: str, group: str, keys: tuple[str, ...] | None) -> None:
+        self.data_path = data_path
+        self.group = group
+        self.keys = tuple(sorted(keys)) if keys else None
+        self.path = position_path(data_path, group)
+        self._dir = os.path.dirname(os.path.abspath(self.path))
+        self._dir_fd: int | None = None
+
+    def mismatch(self, why: str) -> DataError:
+        return DataError(
+            f"the committed position of group {self.group} in {self.path} no longer fits the "
+            f"file: {why}; remove {self.path} to read the file again as a new group",
+            self.data_path,
+        )
+
+    def load(self) -> Position | None:
+        """The committed position, or None when the group has none yet."""
+        try:
+            with open(self.path, "rb") as f:
+                raw = f.read()
+        except FileNotFoundError:
+            return None
+        except OSError as exc:
+            raise BackendError(f"cannot read position: {exc.strerror}", self.path) from None
+        try:
+            doc = json.loads(raw)
+            if doc.get("version") != _VERSION:
+                raise ValueError(f"version {doc.get('version')!r}")
+            keys = doc["keys"]
+            position = Position(
+                offset=int(doc["offset"]),
+                header=str(doc["header"]),
+                tail=str(doc["tail"]),
+                keys=tuple(keys) if keys is not None else None,
+                streams={(str(k), int(s)): int(q) for k, s, q in doc["streams"]},
+            )
+            if position.offset < 128:
+                raise ValueError(f"offset {position.offset} is inside the .ss header")
+        except (ValueError, KeyError, TypeError) as exc:
+            raise DataError(
+                f"not a streamkit position file ({exc}); remove it to start group "
+                f"{self.group} again",
+                self.path,
+            ) from None
+        if position.keys != self.keys:
+            given = ", ".join(self.keys) if self.keys else "every stream"
+            held = ", ".join(position.keys) if position.keys else "every stream"
+            raise UsageError(
+                f"group {self.group} of {self.data_path} committed reading {held}, not {given}: "
+                f"its position would skip messages of the other streams; use another --group "
+                f"or remove {self.path}",
+                "--group",
+            )
+        return position
+
+    def check(self, position: Position, header: bytes | None, size: int, tail: bytes) -> None:
+        """Raise DataError unless the file still holds the bytes the position was taken on.
+
+        ``header`` is the file's first 128 bytes (None: it has none), ``tail`` the
+        ``TAIL_BYTES`` before ``position.offset``.
+        """
+        if header is None:
+            raise self.mismatch(f"the file is {size} bytes long, shorter than its header")
+        if fingerprint(header) != position.header:
+            raise self.mismatch("the file has another header (it was replaced)")
+        if size < position.offset:
+            raise self.mismatch(
+                f"the position is byte {position.offset} but the file ends at {size} "
+                "(it was truncated or replaced)"
+            )
+        if fingerprint(tail) != position.tail:
+            raise self.mismatch(
+                f"the bytes before byte {position.offset} changed (the file was rewritten)"
+            )
+
+    def writable(self) -> None:
+        """Refuse at open, not after the first batch, when positions cannot be written."""
+        if not os.access(self._dir, os.W_OK):
+            raise BackendError(
+                f"cannot write group {self.group}'s position beside the file: the directory is "
+                "not writable",
+                self.path,
+            )
+
+    def save(
+        self, offset: int, header: bytes, tail: bytes, streams: dict[tuple[str, int], int]
+    ) -> None:
+        """Replace the position atomically: temp file, fsync, rename, fsync the directory."""
+        doc = {
+            "version": _VERSION,
+            "file": os.path.basename(self.data_path),
+            "group": self.group,
+            "keys": list(self.keys) if self.keys is not None else None,
+            "offset": offset,
+            "header": fingerprint(header),
+            "tail": fingerprint(tail),
+            "streams": [[k, s, q] for (k, s), q in sorted(streams.items())],
+            "committed_at": int(time.time() * 1000),
+        }
+        data = json.dumps(doc, separators=(",", ":")).encode() + b"\n"
+        tmp = self.path + ".tmp"
+        try:
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+            try:
+                os.write(fd, data)
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+            os.replace(tmp, self.path)
+            if self._dir_fd is None:
+                self._dir_fd = os.open(self._dir, os.O_RDONLY)
+            os.fsync(self._dir_fd)
+        except OSError as exc:
+            raise BackendError(f"cannot commit position: {exc.strerror}", self.path) from None
+
+    def close(self) -> None:
+        if self._dir_fd is not None:
+            fd, self._dir_fd = self._dir_fd, None
+            os.close(fd)
