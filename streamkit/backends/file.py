@@ -461,8 +461,11 @@ class FileConsumer(Consumer):
         store = self._store
         if store is None or not messages:
             return
-        offset = self._offset_after(messages[-1])
+        last = messages[-1]
+        offset = self._offset_after(last)
         if offset is None:
+            if last.seq <= self._seqs.get((last.stream_key, last.shard_id), -1):
+                return  # committed already
             raise BackendError(
                 f"commit of a message this consumer did not deliver ({messages[-1].stream_key}:"
                 f"{messages[-1].shard_id}:{messages[-1].seq})",
