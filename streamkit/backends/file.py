@@ -238,12 +238,13 @@ class FileConsumer(Consumer):
         self._store: PositionStore | None = None
         self._resume: Position | None = None
         if options.mode == "resumable" and options.group:
-            self._store = PositionStore(path, options.group, keys or None)
-            self._resume = self._store.load()
-            self._store.writable()
-            if self._resume is not None and not os.path.exists(path):
-                raise self._store.mismatch("the file does not exist any more")
-        self._reader = SsFileReader(path, follow=follow, before_eos=True)
+            self._store = self._open_group(path, options.group, keys)
+        try:
+            self._reader = SsFileReader(path, follow=follow, before_eos=True)
+        except BaseException:
+            if self._store is not None:
+                self._store.close()
+            raise
         self._keys = frozenset(keys) if keys else None
         self._delivered: collections.deque[_Delivered] = collections.deque()
         self._committed = 0
@@ -271,6 +272,22 @@ class FileConsumer(Consumer):
             if self._store is not None:
                 self._store.close()
             raise
+
+    def _open_group(self, path: str, group: str, keys: tuple[str, ...]) -> PositionStore:
+        """The group's position store, locked, with its position (if any) loaded."""
+        store = PositionStore(path, group, keys or None)
+        if not os.path.exists(path):
+            if os.path.exists(store.path):
+                raise store.mismatch("the file does not exist any more")
+            return store  # the reader names the missing file
+        store.writable()
+        store.lock()
+        try:
+            self._resume = store.load()
+        except BaseException:
+            store.close()
+            raise
+        return store
 
     @property
     def bytes_read(self) -> int:

@@ -17,6 +17,7 @@ frame, which lies after the offset, so appending never invalidates a position.
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import json
 import os
@@ -75,6 +76,7 @@ class PositionStore:
         self.path = position_path(data_path, group)
         self._dir = os.path.dirname(os.path.abspath(self.path))
         self._dir_fd: int | None = None
+        self._lock_fd: int | None = None
 
     def mismatch(self, why: str) -> DataError:
         return DataError(
@@ -152,6 +154,28 @@ class PositionStore:
                 self.path,
             )
 
+    def lock(self) -> None:
+        """Hold ``FILE.G.pos.lock`` while consuming: a second live consumer of the group would
+        read everything again and overwrite the first one's position. The kernel releases the
+        lock when the process ends, however it ends."""
+        lock_path = self.path + ".lock"
+        try:
+            fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as exc:
+            raise BackendError(
+                f"cannot create the group's lock: {exc.strerror}", lock_path
+            ) from None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            raise BackendError(
+                f"group {self.group} of {self.data_path} is in use by another consumer "
+                "(a file's group has one consumer at a time)",
+                lock_path,
+            ) from None
+        self._lock_fd = fd
+
     def save(
         self, offset: int, header: bytes, tail: bytes, streams: dict[tuple[str, int], int]
     ) -> None:
@@ -184,6 +208,8 @@ class PositionStore:
             raise BackendError(f"cannot commit position: {exc.strerror}", self.path) from None
 
     def close(self) -> None:
-        if self._dir_fd is not None:
-            fd, self._dir_fd = self._dir_fd, None
-            os.close(fd)
+        for name in ("_dir_fd", "_lock_fd"):
+            fd = getattr(self, name)
+            if fd is not None:
+                setattr(self, name, None)
+                os.close(fd)

@@ -21,7 +21,7 @@ import pytest
 
 from streamkit.backends.file_reader import SsFileReader
 from streamkit.connect import connect
-from streamkit.errors import DataError, EndOfStream, FileFormatError, UsageError
+from streamkit.errors import BackendError, DataError, EndOfStream, FileFormatError, UsageError
 from streamkit.message import Message
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -174,6 +174,26 @@ def test_refusals(tmp_path: Path) -> None:
     run(lambda: take(path, ("t",), 1, group="g"))
     with pytest.raises(UsageError, match="committed reading t, not every stream"):
         run(lambda: take(path, (), None, group="g"))
+
+
+def test_a_group_has_one_live_consumer_at_a_time(tmp_path: Path) -> None:
+    path = tmp_path / "l.ss"
+    run(lambda: write(path, "t", numbered("a", 3)))
+
+    async def body() -> None:
+        async with connect(f"file://{path}") as s:
+            first = await s.consumer("t", mode="resumable", group="g")
+            with pytest.raises(BackendError, match="in use by another consumer") as busy:
+                await s.consumer("t", mode="resumable", group="g")
+            assert busy.value.where == f"{path}.g.pos.lock"
+            other = await s.consumer("t", mode="resumable", group="h")  # another group: fine
+            await other.close()
+            await first.close()
+            second = await s.consumer("t", mode="resumable", group="g")
+            assert len(await second.next_batch()) == 3
+            await second.close()
+
+    run(body)
 
 
 def replace_file(path: Path) -> None:
