@@ -18,6 +18,7 @@ frame, which lies after the offset, so appending never invalidates a position.
 from __future__ import annotations
 
 import fcntl
+import glob
 import hashlib
 import json
 import os
@@ -26,8 +27,17 @@ import time
 from dataclasses import dataclass
 
 from streamkit.errors import BackendError, DataError, UsageError
+from streamkit.formats.ss import HEADER_SIZE
 
-__all__ = ["TAIL_BYTES", "Position", "PositionStore", "fingerprint", "position_path"]
+__all__ = [
+    "TAIL_BYTES",
+    "GroupState",
+    "Position",
+    "PositionStore",
+    "fingerprint",
+    "group_states",
+    "position_path",
+]
 
 TAIL_BYTES = 64
 """Bytes before the offset whose hash ties a position to its file (at least the last frame's
@@ -66,6 +76,83 @@ class Position:
     """The seq of the last committed message of each stream and shard."""
 
 
+def _parse(raw: bytes) -> Position:
+    doc = json.loads(raw)
+    if doc.get("version") != _VERSION:
+        raise ValueError(f"version {doc.get('version')!r}")
+    keys = doc["keys"]
+    position = Position(
+        offset=int(doc["offset"]),
+        header=str(doc["header"]),
+        tail=str(doc["tail"]),
+        keys=tuple(keys) if keys is not None else None,
+        streams={(str(k), int(s)): int(q) for k, s, q in doc["streams"]},
+    )
+    if position.offset < 128:
+        raise ValueError(f"offset {position.offset} is inside the .ss header")
+    return position
+
+
+@dataclass(frozen=True)
+class GroupState:
+    """What ``stat`` says about one group of a file, read without taking anything."""
+
+    group: str
+    position: Position | None
+    """None when the position file cannot be read or parsed."""
+    live: bool
+    """A consumer of the group holds its lock now."""
+    fits: bool
+    """The position still fits the file (``PositionStore.check`` would pass)."""
+
+
+def group_states(data_path: str) -> list[GroupState]:
+    """Every group with a position beside ``data_path``, for ``stat`` (read-only)."""
+    prefix = data_path + "."
+    out: list[GroupState] = []
+    for pos in sorted(glob.glob(glob.escape(prefix) + "*.pos")):
+        group = pos[len(prefix) : -len(".pos")]
+        if not _GROUP.fullmatch(group):
+            continue
+        try:
+            with open(pos, "rb") as f:
+                position: Position | None = _parse(f.read())
+        except (OSError, ValueError, KeyError, TypeError):
+            position = None
+        fits = position is not None and _fits(data_path, group, position)
+        out.append(GroupState(group, position, _locked(pos + ".lock"), fits))
+    return out
+
+
+def _fits(data_path: str, group: str, position: Position) -> bool:
+    store = PositionStore(data_path, group, position.keys)
+    try:
+        with open(data_path, "rb") as f:
+            header = f.read(HEADER_SIZE)
+            size = os.fstat(f.fileno()).st_size
+            offset = position.offset
+            tail = os.pread(f.fileno(), TAIL_BYTES, offset - TAIL_BYTES)
+        store.check(position, header if len(header) == HEADER_SIZE else None, size, tail)
+    except (OSError, DataError):
+        return False
+    return True
+
+
+def _locked(lock_path: str) -> bool:
+    """True when a live consumer holds the lock (tested with a lock of our own, let go at once)."""
+    try:
+        fd = os.open(lock_path, os.O_RDONLY)
+    except OSError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(fd)
+    return False
+
+
 class PositionStore:
     """Loads, checks and atomically replaces one group's position file."""
 
@@ -95,19 +182,7 @@ class PositionStore:
         except OSError as exc:
             raise BackendError(f"cannot read position: {exc.strerror}", self.path) from None
         try:
-            doc = json.loads(raw)
-            if doc.get("version") != _VERSION:
-                raise ValueError(f"version {doc.get('version')!r}")
-            keys = doc["keys"]
-            position = Position(
-                offset=int(doc["offset"]),
-                header=str(doc["header"]),
-                tail=str(doc["tail"]),
-                keys=tuple(keys) if keys is not None else None,
-                streams={(str(k), int(s)): int(q) for k, s, q in doc["streams"]},
-            )
-            if position.offset < 128:
-                raise ValueError(f"offset {position.offset} is inside the .ss header")
+            position = _parse(raw)
         except (ValueError, KeyError, TypeError) as exc:
             raise DataError(
                 f"not a streamkit position file ({exc}); remove it to start group "

@@ -20,9 +20,11 @@ from typing import Any, TypeVar
 import pytest
 
 from streamkit.backends.file_reader import SsFileReader
+from streamkit.backends.file_stats import FileStatSource
 from streamkit.connect import connect
 from streamkit.errors import BackendError, DataError, EndOfStream, FileFormatError, UsageError
 from streamkit.message import Message
+from streamkit.uri import parse_stream_uri
 
 ROOT = Path(__file__).resolve().parents[2]
 ENV = {**os.environ, "PYTHONPATH": str(ROOT)}
@@ -194,6 +196,38 @@ def test_a_group_has_one_live_consumer_at_a_time(tmp_path: Path) -> None:
             await second.close()
 
     run(body)
+
+
+def test_stat_lists_the_groups_of_a_file(tmp_path: Path) -> None:
+    path = tmp_path / "s.ss"
+    run(lambda: write(path, "t", numbered("a", 10)))
+    run(lambda: take(path, ("t",), 4, group="slow"))
+    run(lambda: take(path, ("t",), None, group="done"))
+
+    async def look() -> dict[str, Any]:
+        source = FileStatSource(parse_stream_uri(f"file://{path}/t"))
+        report = await source.collect()
+        return {g.name: g for g in report.stream("t").groups}
+
+    groups = run(look)
+    assert sorted(groups) == ["done", "slow"]
+    assert groups["slow"].lag == 6 and groups["slow"].shards[0].committed == 5
+    assert groups["done"].lag == 0 and groups["done"].state == "committed"
+    assert groups["slow"].consumers == 0
+
+    async def look_while_reading() -> int | None:
+        async with connect(f"file://{path}") as s:
+            consumer = await s.consumer("t", mode="resumable", group="slow")
+            try:
+                return (await look())["slow"].consumers
+            finally:
+                await consumer.close()
+
+    assert run(look_while_reading) == 1
+    truncate(path)
+    groups = run(look)
+    assert groups["slow"].state == "position no longer fits the file"
+    assert groups["slow"].lag is None
 
 
 def replace_file(path: Path) -> None:
