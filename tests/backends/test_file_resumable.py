@@ -19,6 +19,7 @@ from typing import Any, TypeVar
 
 import pytest
 
+from streamkit.backends.base import ProducerOptions
 from streamkit.backends.file_reader import SsFileReader
 from streamkit.backends.file_stats import FileStatSource
 from streamkit.connect import connect
@@ -126,6 +127,31 @@ def test_a_group_continues_after_its_commit_and_ignores_offset_then(tmp_path: Pa
     assert not Path(f"{path}.g.pos.tmp").exists()
     again = run(lambda: take(path, ("t",), None, group="g", offset="start", since=0))
     assert again == numbered("a", 5, start=5)  # a committed group ignores --offset/--since
+    assert run(lambda: take(path, ("t",), None, group="g")) == []
+
+
+def test_positions_between_beacons_and_split_frames_resume_exactly(tmp_path: Path) -> None:
+    """Small beacons, frames that span them: a group that reads a few messages per run and
+    commits each time gets every message once, whatever offset each run ends at."""
+    path = tmp_path / "b.ss"
+    want = [bytes([65 + i % 26]) * (1 + (i * 37) % 400) for i in range(300)]
+
+    async def make() -> None:
+        async with connect(f"file://{path}") as s:
+            producer = await s.producer("t", ProducerOptions(beacon_interval=256))
+            for start in range(0, 300, 7):
+                await producer.send_many(want[start : start + 7])
+            await producer.close()
+
+    run(make)
+    got: list[bytes] = []
+    runs = 0
+    while len(got) < len(want) and runs < 400:
+        runs += 1
+        n = 1 + runs % 5
+        part = run(lambda: take(path, ("t",), n, group="g"))  # noqa: B023 - run() awaits it now
+        got.extend(part)
+    assert got == want
     assert run(lambda: take(path, ("t",), None, group="g")) == []
 
 
