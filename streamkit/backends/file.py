@@ -35,7 +35,7 @@ from streamkit.backends.base import (
     reject_unsupported,
 )
 from streamkit.backends.file_positions import TAIL_BYTES, Position, PositionStore
-from streamkit.backends.file_reader import SeekTarget, SsFileReader
+from streamkit.backends.file_reader import READ_CHUNK, SeekTarget, SsFileReader
 from streamkit.backends.file_writer import SsFileWriter
 from streamkit.errors import BackendError, EndOfStream, FileFormatError, UsageError
 from streamkit.formats.codec import SsDecoder
@@ -48,6 +48,23 @@ __all__ = ["FileConsumer", "FileProducer", "FileStreamer", "open_streamer"]
 _JUST_MESSAGES = {Message}
 _CONSUMER_OPTIONS = {"offset", "since", "until", "follow"}
 _PRODUCER_OPTIONS = {"beacon_interval", "end_with_eos"}
+_open_outputs: collections.Counter[str] = collections.Counter()
+"""Files this process writes now (real paths, with their writer counts). A resumable consumer
+records their sizes with each commit, so a relay restarted into the same file knows which
+messages its killed run wrote there after the last commit (``FileConsumer._fence``)."""
+
+
+def _output_opened(path: str) -> None:
+    _open_outputs[os.path.realpath(path)] += 1
+
+
+def _output_closed(path: str) -> None:
+    real = os.path.realpath(path)
+    _open_outputs[real] -= 1
+    if _open_outputs[real] <= 0:
+        del _open_outputs[real]
+
+
 _POLL_MIN = 0.001
 _POLL_MAX = 0.1
 """Follow mode polls with a backoff from 1 ms to 100 ms while the file does not grow."""
@@ -78,6 +95,7 @@ class FileStreamer(Streamer):
             _refuse_internal(stream_key, str(self.uri))
         if self._writer is None:
             self._writer = SsFileWriter(self.path, options.beacon_interval)
+            _output_opened(self._writer.path)
         self._writer_users += 1
         self._eos = options.end_with_eos
         return FileProducer(self, self._writer, stream_key)
@@ -86,6 +104,7 @@ class FileStreamer(Streamer):
         self._writer_users -= 1
         if self._writer_users <= 0 and self._writer is not None:
             writer, self._writer = self._writer, None
+            _output_closed(writer.path)
             writer.close(eos=eos)
 
     async def _open_consumer(
@@ -113,6 +132,7 @@ class FileStreamer(Streamer):
             await consumer.close()
         if self._writer is not None:
             writer, self._writer = self._writer, None
+            _output_closed(writer.path)
             self._writer_users = 0
             writer.close(eos=self._eos)
 
@@ -128,6 +148,46 @@ def _refuse_a_torn_header(reader: SsFileReader) -> None:
             f"{reader.path} at byte 0",
             offset=0,
         )
+
+
+def _size(path: str) -> int:
+    try:
+        return os.path.getsize(path)
+    except OSError:
+        return -1
+
+
+_FENCE_MAX = 100_000
+"""More messages than this after an output's committed size are not one killed batch."""
+
+
+def _messages_after(path: str, size: int) -> list[tuple[bytes, int]]:
+    """(payload, timestamp) of the complete messages in ``path`` from byte ``size`` on."""
+    try:
+        reader = SsFileReader(path, follow=False, before_eos=True)
+    except UsageError:
+        return []
+    try:
+        header = reader.read_header()
+        if header is None or size < HEADER_SIZE or reader.size() < size:
+            return []
+        reader.start_at(size)
+        out: list[tuple[bytes, int]] = []
+        while len(out) <= _FENCE_MAX:
+            try:
+                items = reader.read_items()
+            except FileFormatError:
+                break
+            if not items:
+                break
+            out.extend(
+                (m.payload, m.timestamp)
+                for m in items
+                if isinstance(m, Message) and m.stream_key != INTERNAL_KEY
+            )
+        return out if len(out) <= _FENCE_MAX else []
+    finally:
+        reader.close()
 
 
 def _refuse_internal(key: str, where: str) -> None:
@@ -251,6 +311,11 @@ class FileConsumer(Consumer):
         self._seqs: dict[tuple[str, int], int] = {}
         self._header_bytes = b""
         self._cut = False
+        self._real_path = os.path.realpath(path)
+        self._fence_outputs: dict[str, int] = {}
+        self._skip_written = 0
+        self.already_written = 0
+        """Messages not delivered again because the output file already held them (``_fence``)."""
         self._until = options.until
         self._since = options.since
         offset = options.offset
@@ -311,6 +376,7 @@ class FileConsumer(Consumer):
         self._header_bytes = header
         self._committed = offset
         self._seqs = dict(position.streams)
+        self._fence_outputs = dict(position.outputs)
         self._since = None
         self._min_seq = None
         self._positioned = True
@@ -355,13 +421,16 @@ class FileConsumer(Consumer):
 
     async def next_batch(self, max_messages: int = 1000) -> list[Message]:
         reader = self._reader
+        if self._fence_outputs:
+            self._skip_written = self._fence(self._fence_outputs)
+            self._fence_outputs = {}
         if self._stopping and not self._done:
             # Drain what was already read from the file; read nothing new.
             start = reader.decoder.tell()
             batch = self._select(reader.decoder.read(max_messages)) if self._positioned else []
+            if batch and self._store is not None:
+                batch = await self._hand_out(batch, start)
             if batch:
-                if self._store is not None:
-                    self._deliver(batch, start)
                 return batch
             self._done = True
         while not self._done:
@@ -383,7 +452,7 @@ class FileConsumer(Consumer):
                 self._poll = _POLL_MIN
                 batch = self._select(items)
                 if batch and self._store is not None:
-                    self._deliver(batch, start)
+                    batch = await self._hand_out(batch, start)
                 if reader.decoder.ended:
                     if reader.follow and not self._stopping:
                         decoder = reader.decoder
@@ -460,6 +529,69 @@ class FileConsumer(Consumer):
 
     # ---- resumable groups -------------------------------------------------------------------
 
+    async def _hand_out(self, batch: list[Message], start: int) -> list[Message]:
+        """Record a batch for ``commit``; leave out (and commit) what the output already has."""
+        self._deliver(batch, start)
+        if not self._skip_written:
+            return batch
+        k = min(self._skip_written, len(batch))
+        self._skip_written -= k
+        self.already_written += k
+        await self.commit(batch[:k])
+        return batch[k:]
+
+    def _fence(self, outputs: dict[str, int]) -> int:
+        """How many of the next messages a killed run of this relay already wrote to its output.
+
+        A run killed after writing a batch to a ``.ss`` output but before committing it left
+        that batch in the output after the size recorded with the last commit. When this
+        process writes to that same file again and the messages there after that size are
+        exactly (payload and timestamp, in order) the next messages of the input, they are
+        committed without being delivered again: a file-to-file relay is then exact across a
+        SIGKILL. Anything else (another output, other bytes there) delivers them again
+        (at-least-once).
+        """
+        for path, size in sorted(outputs.items()):
+            if path not in _open_outputs or path == self._real_path:
+                continue
+            written = _messages_after(path, size)
+            if written and self._upcoming(len(written)) == written:
+                return len(written)
+        return 0
+
+    def _upcoming(self, n: int) -> list[tuple[bytes, int]]:
+        """The next ``n`` wanted messages from the committed position, read on the side."""
+        reader = self._reader
+        header = reader.read_header()
+        assert header is not None
+        start = self._committed
+        decoder = SsDecoder(source=reader.path, start=start, header=header)
+        keys = self._keys
+        out: list[tuple[bytes, int]] = []
+        fed = start
+        while len(out) < n:
+            try:
+                items = decoder.read(n - len(out))
+            except FileFormatError:
+                break
+            if not items:
+                if decoder.ended:
+                    break
+                chunk = reader.peek(fed, READ_CHUNK)
+                if not chunk:
+                    break
+                fed += len(chunk)
+                decoder.feed(chunk)
+                continue
+            out.extend(
+                (m.payload, m.timestamp)
+                for m in items
+                if isinstance(m, Message)
+                and m.stream_key != INTERNAL_KEY
+                and (keys is None or m.stream_key in keys)
+            )
+        return out[:n]
+
     def _deliver(self, batch: list[Message], start: int) -> None:
         """Remember where a batch handed out lies, so ``commit`` needs no search of the file."""
         decoder = self._reader.decoder
@@ -492,7 +624,8 @@ class FileConsumer(Consumer):
             return
         self._seqs.update(zip(map(_where_of, messages), map(_seq_of, messages)))
         tail = self._reader.peek(offset - TAIL_BYTES, TAIL_BYTES)
-        store.save(offset, self._header_bytes, tail, self._seqs)
+        outputs = {p: _size(p) for p in _open_outputs if p != self._real_path}
+        store.save(offset, self._header_bytes, tail, self._seqs, outputs)
         self._committed = offset
 
     def _offset_after(self, last: Message) -> int | None:

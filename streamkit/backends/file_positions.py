@@ -74,6 +74,8 @@ class Position:
     """The stream keys the group reads (None: every stream)."""
     streams: dict[tuple[str, int], int]
     """The seq of the last committed message of each stream and shard."""
+    outputs: dict[str, int]
+    """Sizes of the ``.ss`` files the committing process was writing (real paths), at commit."""
 
 
 def _parse(raw: bytes) -> Position:
@@ -87,6 +89,7 @@ def _parse(raw: bytes) -> Position:
         tail=str(doc["tail"]),
         keys=tuple(keys) if keys is not None else None,
         streams={(str(k), int(s)): int(q) for k, s, q in doc["streams"]},
+        outputs={str(p): int(n) for p, n in doc.get("outputs", [])},
     )
     if position.offset < 128:
         raise ValueError(f"offset {position.offset} is inside the .ss header")
@@ -252,7 +255,12 @@ class PositionStore:
         self._lock_fd = fd
 
     def save(
-        self, offset: int, header: bytes, tail: bytes, streams: dict[tuple[str, int], int]
+        self,
+        offset: int,
+        header: bytes,
+        tail: bytes,
+        streams: dict[tuple[str, int], int],
+        outputs: dict[str, int],
     ) -> None:
         """Replace the position atomically: temp file, fsync, rename, fsync the directory."""
         doc = {
@@ -264,6 +272,7 @@ class PositionStore:
             "header": fingerprint(header),
             "tail": fingerprint(tail),
             "streams": [[k, s, q] for (k, s), q in sorted(streams.items())],
+            "outputs": [[p, n] for p, n in sorted(outputs.items())],
             "committed_at": int(time.time() * 1000),
         }
         data = json.dumps(doc, separators=(",", ":")).encode() + b"\n"
