@@ -34,7 +34,16 @@ from streamkit.backends.base import (
     Streamer,
     reject_unsupported,
 )
-from streamkit.backends.file_positions import TAIL_BYTES, Position, PositionStore
+from streamkit.backends.file_positions import (
+    TAIL_BYTES,
+    Position,
+    PositionStore,
+    messages_after,
+    output_closed,
+    output_opened,
+    output_sizes,
+    writing,
+)
 from streamkit.backends.file_reader import READ_CHUNK, SeekTarget, SsFileReader
 from streamkit.backends.file_writer import SsFileWriter
 from streamkit.errors import BackendError, EndOfStream, FileFormatError, UsageError
@@ -48,23 +57,6 @@ __all__ = ["FileConsumer", "FileProducer", "FileStreamer", "open_streamer"]
 _JUST_MESSAGES = {Message}
 _CONSUMER_OPTIONS = {"offset", "since", "until", "follow"}
 _PRODUCER_OPTIONS = {"beacon_interval", "end_with_eos"}
-_open_outputs: collections.Counter[str] = collections.Counter()
-"""Files this process writes now (real paths, with their writer counts). A resumable consumer
-records their sizes with each commit, so a relay restarted into the same file knows which
-messages its killed run wrote there after the last commit (``FileConsumer._fence``)."""
-
-
-def _output_opened(path: str) -> None:
-    _open_outputs[os.path.realpath(path)] += 1
-
-
-def _output_closed(path: str) -> None:
-    real = os.path.realpath(path)
-    _open_outputs[real] -= 1
-    if _open_outputs[real] <= 0:
-        del _open_outputs[real]
-
-
 _POLL_MIN = 0.001
 _POLL_MAX = 0.1
 """Follow mode polls with a backoff from 1 ms to 100 ms while the file does not grow."""
@@ -95,7 +87,7 @@ class FileStreamer(Streamer):
             _refuse_internal(stream_key, str(self.uri))
         if self._writer is None:
             self._writer = SsFileWriter(self.path, options.beacon_interval)
-            _output_opened(self._writer.path)
+            output_opened(self._writer.path)
         self._writer_users += 1
         self._eos = options.end_with_eos
         return FileProducer(self, self._writer, stream_key)
@@ -104,7 +96,7 @@ class FileStreamer(Streamer):
         self._writer_users -= 1
         if self._writer_users <= 0 and self._writer is not None:
             writer, self._writer = self._writer, None
-            _output_closed(writer.path)
+            output_closed(writer.path)
             writer.close(eos=eos)
 
     async def _open_consumer(
@@ -132,7 +124,7 @@ class FileStreamer(Streamer):
             await consumer.close()
         if self._writer is not None:
             writer, self._writer = self._writer, None
-            _output_closed(writer.path)
+            output_closed(writer.path)
             self._writer_users = 0
             writer.close(eos=self._eos)
 
@@ -148,46 +140,6 @@ def _refuse_a_torn_header(reader: SsFileReader) -> None:
             f"{reader.path} at byte 0",
             offset=0,
         )
-
-
-def _size(path: str) -> int:
-    try:
-        return os.path.getsize(path)
-    except OSError:
-        return -1
-
-
-_FENCE_MAX = 100_000
-"""More messages than this after an output's committed size are not one killed batch."""
-
-
-def _messages_after(path: str, size: int) -> list[tuple[bytes, int]]:
-    """(payload, timestamp) of the complete messages in ``path`` from byte ``size`` on."""
-    try:
-        reader = SsFileReader(path, follow=False, before_eos=True)
-    except UsageError:
-        return []
-    try:
-        header = reader.read_header()
-        if header is None or size < HEADER_SIZE or reader.size() < size:
-            return []
-        reader.start_at(size)
-        out: list[tuple[bytes, int]] = []
-        while len(out) <= _FENCE_MAX:
-            try:
-                items = reader.read_items()
-            except FileFormatError:
-                break
-            if not items:
-                break
-            out.extend(
-                (m.payload, m.timestamp)
-                for m in items
-                if isinstance(m, Message) and m.stream_key != INTERNAL_KEY
-            )
-        return out if len(out) <= _FENCE_MAX else []
-    finally:
-        reader.close()
 
 
 def _refuse_internal(key: str, where: str) -> None:
@@ -552,9 +504,9 @@ class FileConsumer(Consumer):
         (at-least-once).
         """
         for path, size in sorted(outputs.items()):
-            if path not in _open_outputs or path == self._real_path:
+            if not writing(path) or path == self._real_path:
                 continue
-            written = _messages_after(path, size)
+            written = messages_after(path, size)
             if written and self._upcoming(len(written)) == written:
                 return len(written)
         return 0
@@ -624,7 +576,7 @@ class FileConsumer(Consumer):
             return
         self._seqs.update(zip(map(_where_of, messages), map(_seq_of, messages)))
         tail = self._reader.peek(offset - TAIL_BYTES, TAIL_BYTES)
-        outputs = {p: _size(p) for p in _open_outputs if p != self._real_path}
+        outputs = output_sizes(exclude=self._real_path)
         store.save(offset, self._header_bytes, tail, self._seqs, outputs)
         self._committed = offset
 

@@ -13,10 +13,15 @@ end of the last committed frame). A file replaced by another recording, truncate
 no longer matches, and the consumer refuses to start (``DataError``, exit 3) instead of reading
 from a wrong place or silently from the start. An appender resumes the file on top of its EOS
 frame, which lies after the offset, so appending never invalidates a position.
+
+Each commit also records the sizes of the ``.ss`` files the process is writing (``outputs``):
+a relay killed between writing a batch and committing it left that batch in its output file,
+and its restart recognises it there (``messages_after``) instead of writing it twice.
 """
 
 from __future__ import annotations
 
+import collections
 import fcntl
 import glob
 import hashlib
@@ -26,8 +31,10 @@ import re
 import time
 from dataclasses import dataclass
 
-from streamkit.errors import BackendError, DataError, UsageError
+from streamkit.backends.file_reader import SsFileReader
+from streamkit.errors import BackendError, DataError, FileFormatError, UsageError
 from streamkit.formats.ss import HEADER_SIZE
+from streamkit.message import INTERNAL_KEY, Message
 
 __all__ = [
     "TAIL_BYTES",
@@ -36,7 +43,12 @@ __all__ = [
     "PositionStore",
     "fingerprint",
     "group_states",
+    "messages_after",
+    "output_closed",
+    "output_opened",
+    "output_sizes",
     "position_path",
+    "writing",
 ]
 
 TAIL_BYTES = 64
@@ -297,3 +309,72 @@ class PositionStore:
             if fd is not None:
                 setattr(self, name, None)
                 os.close(fd)
+
+
+# ---- outputs: what a killed relay already wrote -----------------------------------------------
+
+_open_outputs: collections.Counter[str] = collections.Counter()
+"""``.ss`` files this process writes now (real paths, with their writer counts). A resumable
+consumer records their sizes with each commit, so a relay restarted into the same file knows
+which messages its killed run wrote there after the last commit (``FileConsumer._fence``)."""
+
+_FENCE_MAX = 100_000
+"""More messages than this after an output's committed size are not one killed batch."""
+
+
+def output_opened(path: str) -> None:
+    _open_outputs[os.path.realpath(path)] += 1
+
+
+def output_closed(path: str) -> None:
+    real = os.path.realpath(path)
+    _open_outputs[real] -= 1
+    if _open_outputs[real] <= 0:
+        del _open_outputs[real]
+
+
+def writing(real_path: str) -> bool:
+    """True while this process has a writer open on ``real_path``."""
+    return real_path in _open_outputs
+
+
+def output_sizes(exclude: str) -> dict[str, int]:
+    """The sizes of the files this process writes now (one ``stat`` each), for a commit."""
+    out: dict[str, int] = {}
+    for path in _open_outputs:
+        if path != exclude:
+            try:
+                out[path] = os.path.getsize(path)
+            except OSError:
+                continue
+    return out
+
+
+def messages_after(path: str, size: int) -> list[tuple[bytes, int]]:
+    """(payload, timestamp) of the complete messages in ``path`` from byte ``size`` on; ``[]``
+    when there are none, more than one batch could hold, or the file cannot be read."""
+    try:
+        reader = SsFileReader(path, follow=False, before_eos=True)
+    except UsageError:
+        return []
+    try:
+        header = reader.read_header()
+        if header is None or size < HEADER_SIZE or reader.size() < size:
+            return []
+        reader.start_at(size)
+        out: list[tuple[bytes, int]] = []
+        while len(out) <= _FENCE_MAX:
+            try:
+                items = reader.read_items()
+            except FileFormatError:
+                break
+            if not items:
+                break
+            out.extend(
+                (m.payload, m.timestamp)
+                for m in items
+                if isinstance(m, Message) and m.stream_key != INTERNAL_KEY
+            )
+        return out if len(out) <= _FENCE_MAX else []
+    finally:
+        reader.close()
