@@ -36,12 +36,13 @@ from streamkit.backends.base import (
 )
 from streamkit.backends.file_positions import (
     TAIL_BYTES,
+    OutputMark,
     Position,
     PositionStore,
     messages_after,
     output_closed,
+    output_marks,
     output_opened,
-    output_sizes,
     writing,
 )
 from streamkit.backends.file_reader import READ_CHUNK, SeekTarget, SsFileReader
@@ -264,7 +265,7 @@ class FileConsumer(Consumer):
         self._header_bytes = b""
         self._cut = False
         self._real_path = os.path.realpath(path)
-        self._fence_outputs: dict[str, int] = {}
+        self._fence_outputs: dict[str, OutputMark] = {}
         self._skip_written = 0
         self.already_written = 0
         """Messages not delivered again because the output file already held them (``_fence``)."""
@@ -492,7 +493,7 @@ class FileConsumer(Consumer):
         await self.commit(batch[:k])
         return batch[k:]
 
-    def _fence(self, outputs: dict[str, int]) -> int:
+    def _fence(self, outputs: dict[str, OutputMark]) -> int:
         """How many of the next messages a killed run of this relay already wrote to its output.
 
         A run killed after writing a batch to a ``.ss`` output but before committing it left
@@ -503,10 +504,10 @@ class FileConsumer(Consumer):
         SIGKILL. Anything else (another output, other bytes there) delivers them again
         (at-least-once).
         """
-        for path, size in sorted(outputs.items()):
+        for path, mark in sorted(outputs.items()):
             if not writing(path) or path == self._real_path:
                 continue
-            written = messages_after(path, size)
+            written = messages_after(path, mark)
             if written and self._upcoming(len(written)) == written:
                 return len(written)
         return 0
@@ -576,7 +577,7 @@ class FileConsumer(Consumer):
             return
         self._seqs.update(zip(map(_where_of, messages), map(_seq_of, messages)))
         tail = self._reader.peek(offset - TAIL_BYTES, TAIL_BYTES)
-        outputs = output_sizes(exclude=self._real_path)
+        outputs = output_marks(exclude=self._real_path)
         store.save(offset, self._header_bytes, tail, self._seqs, outputs)
         self._committed = offset
 

@@ -39,14 +39,15 @@ from streamkit.message import INTERNAL_KEY, Message
 __all__ = [
     "TAIL_BYTES",
     "GroupState",
+    "OutputMark",
     "Position",
     "PositionStore",
     "fingerprint",
     "group_states",
     "messages_after",
     "output_closed",
+    "output_marks",
     "output_opened",
-    "output_sizes",
     "position_path",
     "writing",
 ]
@@ -74,6 +75,10 @@ def position_path(data_path: str, group: str) -> str:
     return f"{data_path}.{group}.pos"
 
 
+OutputMark = tuple[int, str]
+"""An output file at a commit: its size and its header's fingerprint."""
+
+
 @dataclass(frozen=True)
 class Position:
     offset: int
@@ -86,8 +91,9 @@ class Position:
     """The stream keys the group reads (None: every stream)."""
     streams: dict[tuple[str, int], int]
     """The seq of the last committed message of each stream and shard."""
-    outputs: dict[str, int]
-    """Sizes of the ``.ss`` files the committing process was writing (real paths), at commit."""
+    outputs: dict[str, OutputMark]
+    """The ``.ss`` files the committing process was writing (real paths): size at commit and
+    header fingerprint."""
 
 
 def _parse(raw: bytes) -> Position:
@@ -101,7 +107,7 @@ def _parse(raw: bytes) -> Position:
         tail=str(doc["tail"]),
         keys=tuple(keys) if keys is not None else None,
         streams={(str(k), int(s)): int(q) for k, s, q in doc["streams"]},
-        outputs={str(p): int(n) for p, n in doc.get("outputs", [])},
+        outputs={str(p): (int(n), str(h)) for p, n, h in doc.get("outputs", [])},
     )
     if position.offset < 128:
         raise ValueError(f"offset {position.offset} is inside the .ss header")
@@ -272,7 +278,7 @@ class PositionStore:
         header: bytes,
         tail: bytes,
         streams: dict[tuple[str, int], int],
-        outputs: dict[str, int],
+        outputs: dict[str, OutputMark],
     ) -> None:
         """Replace the position atomically: temp file, fsync, rename, fsync the directory."""
         doc = {
@@ -284,7 +290,7 @@ class PositionStore:
             "header": fingerprint(header),
             "tail": fingerprint(tail),
             "streams": [[k, s, q] for (k, s), q in sorted(streams.items())],
-            "outputs": [[p, n] for p, n in sorted(outputs.items())],
+            "outputs": [[p, n, h] for p, (n, h) in sorted(outputs.items())],
             "committed_at": int(time.time() * 1000),
         }
         data = json.dumps(doc, separators=(",", ":")).encode() + b"\n"
@@ -322,8 +328,14 @@ _FENCE_MAX = 100_000
 """More messages than this after an output's committed size are not one killed batch."""
 
 
+_headers: dict[str, str] = {}
+"""Header fingerprints of the open outputs (a header never changes under its writer)."""
+
+
 def output_opened(path: str) -> None:
-    _open_outputs[os.path.realpath(path)] += 1
+    real = os.path.realpath(path)
+    _open_outputs[real] += 1
+    _headers.pop(real, None)
 
 
 def output_closed(path: str) -> None:
@@ -331,6 +343,7 @@ def output_closed(path: str) -> None:
     _open_outputs[real] -= 1
     if _open_outputs[real] <= 0:
         del _open_outputs[real]
+        _headers.pop(real, None)
 
 
 def writing(real_path: str) -> bool:
@@ -338,28 +351,46 @@ def writing(real_path: str) -> bool:
     return real_path in _open_outputs
 
 
-def output_sizes(exclude: str) -> dict[str, int]:
-    """The sizes of the files this process writes now (one ``stat`` each), for a commit."""
-    out: dict[str, int] = {}
+def output_marks(exclude: str) -> dict[str, OutputMark]:
+    """Size and header fingerprint of each file this process writes now, for a commit (one
+    ``stat`` per file; the header is read once per writer)."""
+    out: dict[str, OutputMark] = {}
     for path in _open_outputs:
-        if path != exclude:
-            try:
-                out[path] = os.path.getsize(path)
-            except OSError:
-                continue
+        if path == exclude:
+            continue
+        try:
+            size = os.path.getsize(path)
+            header = _headers.get(path)
+            if header is None:
+                header = _header_of(path)
+                if header is None:
+                    continue
+                _headers[path] = header
+        except OSError:
+            continue
+        out[path] = (size, header)
     return out
 
 
-def messages_after(path: str, size: int) -> list[tuple[bytes, int]]:
-    """(payload, timestamp) of the complete messages in ``path`` from byte ``size`` on; ``[]``
-    when there are none, more than one batch could hold, or the file cannot be read."""
+def _header_of(path: str) -> str | None:
+    with open(path, "rb") as f:
+        data = f.read(HEADER_SIZE)
+    return fingerprint(data) if len(data) == HEADER_SIZE else None
+
+
+def messages_after(path: str, mark: OutputMark) -> list[tuple[bytes, int]]:
+    """(payload, timestamp) of the complete messages in ``path`` after the size in ``mark``;
+    ``[]`` when there are none, more than one batch could hold, the file has another header
+    (it was replaced) or it cannot be read."""
+    size, header_mark = mark
     try:
         reader = SsFileReader(path, follow=False, before_eos=True)
     except UsageError:
         return []
     try:
-        header = reader.read_header()
-        if header is None or size < HEADER_SIZE or reader.size() < size:
+        if reader.read_header() is None or size < HEADER_SIZE or reader.size() < size:
+            return []
+        if fingerprint(reader.peek(0, HEADER_SIZE)) != header_mark:
             return []
         reader.start_at(size)
         out: list[tuple[bytes, int]] = []

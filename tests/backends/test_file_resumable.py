@@ -205,6 +205,30 @@ def test_a_restart_into_another_output_delivers_the_uncommitted_batch_again(
     assert file_payloads(other) == numbered("a", 20 - done, start=done)
 
 
+def test_a_replaced_output_is_not_trusted_even_with_the_same_messages(tmp_path: Path) -> None:
+    source, out = tmp_path / "in.ss", tmp_path / "out.ss"
+    run(lambda: write(source, "t", numbered("a", 20)))
+    run(lambda: relay_run(source, out, 3, commit_last=False))
+    held, done = len(file_payloads(out)), committed(source)
+    assert done < held
+
+    async def copy_of_the_output() -> None:  # same messages, timestamps and layout; new header
+        async with connect(f"file://{source}") as s:
+            consumer = await s.consumer("t", follow=False)
+            original = [m async for batch in consumer.batches() for m in batch][:held]
+            await consumer.close()
+        out.unlink()
+        time.sleep(0.002)
+        async with connect(f"file://{out}") as s:
+            producer = await s.producer("t", ProducerOptions(end_with_eos=False))
+            await producer.send_many(original)
+            await producer.close()
+
+    run(copy_of_the_output)
+    assert run(lambda: relay_run(source, out, None, commit_last=True)) == 0
+    assert file_payloads(out) == [*numbered("a", held), *numbered("a", 20 - done, start=done)]
+
+
 def test_an_output_that_holds_other_messages_after_the_commit_is_not_trusted(
     tmp_path: Path,
 ) -> None:
