@@ -148,6 +148,10 @@ class SsFileReader:
         self._park = None
         return False
 
+    def peek(self, offset: int, n: int) -> bytes:
+        """Bytes at ``offset`` for bookkeeping (position fingerprints), not counted as read."""
+        return os.pread(self._file.fileno(), n, offset)
+
     def _read(self, offset: int, n: int) -> bytes:
         data = os.pread(self._file.fileno(), n, offset)
         self.bytes_read += len(data)

@@ -11,9 +11,19 @@ import asyncio
 import os
 
 from streamkit.backends.base import ConnectOptions
+from streamkit.backends.file_positions import group_states
 from streamkit.cli.verify import verify_file
 from streamkit.message import INTERNAL_KEY, now_ms
-from streamkit.stats import FileStat, NoSuchStream, ShardStat, StatReport, StreamStat, missing
+from streamkit.stats import (
+    FileStat,
+    GroupShardStat,
+    GroupStat,
+    NoSuchStream,
+    ShardStat,
+    StatReport,
+    StreamStat,
+    missing,
+)
 from streamkit.uri import StreamUri
 
 __all__ = ["FileStatSource", "open_stat_source"]
@@ -51,8 +61,9 @@ class FileStatSource:
         keys = self.uri.keys
         if keys:
             missing(keys, list(by_key), f"no message with that key in {self.path}", where)
+        groups = _groups(self.path, by_key)
         streams = tuple(
-            StreamStat(key, tuple(shards))
+            StreamStat(key, tuple(shards), groups.get(key, ()))
             for key, shards in by_key.items()
             if not keys or key in keys
         )
@@ -75,6 +86,40 @@ class FileStatSource:
 
     async def close(self) -> None:
         return None
+
+
+def _groups(path: str, by_key: dict[str, list[ShardStat]]) -> dict[str, tuple[GroupStat, ...]]:
+    """Resumable groups (``FILE.G.pos``) per stream: the committed seq and the messages after it."""
+    out: dict[str, list[GroupStat]] = {}
+    for state in group_states(path):
+        position = state.position
+        live = 1 if state.live else 0
+        if position is None:
+            continue
+        status = "committed" if state.fits else "position no longer fits the file"
+        for key, shards in by_key.items():
+            if position.keys is not None and key not in position.keys:
+                continue
+            parts = []
+            for shard in shards:
+                seq = position.streams.get((key, shard.shard))
+                last = shard.last_seq
+                lag = None
+                if state.fits and last is not None:
+                    lag = last - seq if seq is not None else shard.messages
+                committed = seq + 1 if seq is not None else None
+                parts.append(GroupShardStat(shard.shard, committed=committed, lag=lag))
+            lags = [p.lag for p in parts if p.lag is not None]
+            out.setdefault(key, []).append(
+                GroupStat(
+                    state.group,
+                    live,
+                    lag=sum(lags) if lags else None,
+                    state=status,
+                    shards=tuple(parts),
+                )
+            )
+    return {key: tuple(groups) for key, groups in out.items()}
 
 
 async def open_stat_source(uri: StreamUri, options: ConnectOptions) -> FileStatSource:

@@ -116,7 +116,7 @@ HARNESSES: tuple[Harness, ...] = (
     FileHarness(
         "file",
         "streamkit.backends.file",
-        frozenset({"follow", "offset_end"}),
+        frozenset({"follow", "offset_end", "resumable"}),
         default_offset="start",
         default_follow=False,
     ),

@@ -330,6 +330,35 @@ def test_resumable_restart_with_the_same_options_continues(bound: Bound) -> None
     run(lambda: resume_after_commit(bound, {"offset": "start"}))
 
 
+@pytest.mark.parametrize("bound", harness_params("resumable"), indirect=True)
+def test_resumable_groups_are_independent(bound: Bound) -> None:
+    """Two groups on one stream: each keeps its own position."""
+
+    async def member(key: str, group: str, n: int) -> list[bytes]:
+        async with connect(bound.streamer_uri) as s:
+            consumer = await s.consumer(
+                [key], mode="resumable", group=group, offset="start", follow=True
+            )
+            handled = await collect(consumer, n)
+            await consumer.commit(handled)
+            if n == 0:
+                await assert_quiet(consumer)
+            await consumer.close()
+            return payloads(handled)
+
+    async def body() -> None:
+        key = bound.new_key()
+        one, two = "g" + uuid.uuid4().hex[:12], "h" + uuid.uuid4().hex[:12]
+        await send(bound, key, numbered("r", 4))
+        assert await member(key, one, 2) == numbered("r", 2)
+        assert await member(key, two, 4) == numbered("r", 4)
+        assert await member(key, one, 2) == numbered("r", 4)[2:]
+        await member(key, one, 0)
+        await member(key, two, 0)
+
+    run(body)
+
+
 @pytest.mark.parametrize("bound", harness_params(), indirect=True)
 def test_flush_makes_messages_visible_and_close_refuses_sends(bound: Bound) -> None:
     async def body() -> None:
