@@ -58,7 +58,8 @@ def connect(
 ) -> _Connection:
     """Connect to the backend named by ``uri`` (``redis://127.0.0.1:6379``, ``memory://x``, ...).
 
-    The scheme picks the backend, imported only now (``stdio`` never loads a Kafka client).
+    The scheme picks the backend, imported when the connection opens (``stdio`` never loads a
+    Kafka client).
     Options come as a ConnectOptions or as keywords (``connect_timeout=2``). The result is
     both awaitable (``streamer = await connect(uri)``, close it yourself) and an async context
     manager (``async with connect(uri) as streamer``, closed on exit).
