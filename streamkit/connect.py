@@ -7,10 +7,12 @@ from __future__ import annotations
 
 import importlib
 from collections.abc import Generator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from streamkit.backends.base import ConnectOptions, Streamer
 from streamkit.uri import StreamUri, parse_streamer_uri
+
+if TYPE_CHECKING:  # imported when used: `import streamkit` must not import asyncio (start-up)
+    from streamkit.backends.base import ConnectOptions, Streamer
 
 __all__ = ["connect"]
 
@@ -54,7 +56,16 @@ class _Connection:
 def connect(
     uri: str | StreamUri, options: ConnectOptions | None = None, **option_values: Any
 ) -> _Connection:
-    """Connect to the backend named by ``uri`` (``redis://127.0.0.1:6379``, ``memory://x``, ...)."""
+    """Connect to the backend named by ``uri`` (``redis://127.0.0.1:6379``, ``memory://x``, ...).
+
+    The scheme picks the backend, imported when the connection opens (``stdio`` never loads a
+    Kafka client).
+    Options come as a ConnectOptions or as keywords (``connect_timeout=2``). The result is
+    both awaitable (``streamer = await connect(uri)``, close it yourself) and an async context
+    manager (``async with connect(uri) as streamer``, closed on exit).
+    """
+    from streamkit.backends.base import ConnectOptions
+
     parsed = parse_streamer_uri(uri) if isinstance(uri, str) else uri
     if option_values:
         options = ConnectOptions(**{**(options.__dict__ if options else {}), **option_values})

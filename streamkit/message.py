@@ -70,13 +70,20 @@ class Message:
     """
 
     stream_key: str
+    """The stream it belongs to: 1-249 of ``A-Z a-z 0-9 . _ -`` (SeaStreamer's rule)."""
     shard_id: int
+    """The shard within the stream: the Kafka partition, the Redis key ``key:N``, 0 by default."""
     seq: int
+    """Its sequence number in stream and shard: the Kafka offset, from the Redis id (see
+    docs/redis.md), counted on by the line format; ``--offset N`` starts at it."""
     timestamp: int
     """Milliseconds since the Unix epoch, UTC."""
     payload: bytes
+    """The body, bytes as sent (``text()`` decodes it)."""
     key: bytes | None = None
+    """The Kafka record key (partitioning, compaction); None elsewhere."""
     headers: tuple[tuple[str, bytes], ...] = field(default=())
+    """The Kafka record headers, in order; empty elsewhere."""
     line: bytes | None = field(default=None, init=False, repr=False, compare=False)
     """The exact line-format text this message was read from, when that text is already in
     the canonical form the stdio producer writes; lets a relay copy it instead of formatting it

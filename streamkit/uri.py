@@ -48,12 +48,20 @@ class StreamUri:
     """
 
     scheme: str
+    """One of ``SCHEMES``: it picks the backend (``streamkit.connect``)."""
     location: str
+    """Between ``://`` and the last ``/``: the file path, the memory broker's name, or the
+    nodes as written (credentials removed)."""
     keys: tuple[str, ...] = ()
+    """The stream keys after the last ``/`` (comma-separated in the text)."""
     nodes: tuple[Node, ...] = ()
+    """The hosts and ports of a redis/kafka URI (port None: the scheme's ``DEFAULT_PORTS``)."""
     username: str | None = None
+    """From ``user:password@`` before the nodes (Redis ACL user, Kafka SASL user)."""
     password: str | None = field(default=None, repr=False)
+    """Used to connect, never printed (``redacted``, and left out of ``repr``)."""
     has_key_list: bool = True
+    """False for a streamer URI given without a ``/keys`` part."""
 
     @property
     def path(self) -> str:
@@ -62,6 +70,7 @@ class StreamUri:
 
     @property
     def tls(self) -> bool:
+        """True for ``rediss://``: connect with TLS."""
         return self.scheme == "rediss"
 
     @property
@@ -76,6 +85,7 @@ class StreamUri:
         return self.keys[0] if self.keys else None
 
     def with_keys(self, keys: tuple[str, ...]) -> StreamUri:
+        """The same streamer with ``keys`` as its stream keys (e.g. keys given apart from it)."""
         return StreamUri(
             self.scheme, self.location, keys, self.nodes, self.username, self.password, True
         )

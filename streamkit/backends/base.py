@@ -79,9 +79,16 @@ class ConsumerOptions:
     until: int | None = field(default=None, metadata=_flag("--until"))
     """Stop after the last message with timestamp <= until (ms)."""
     mode: str = field(default="realtime", metadata=_flag("--mode"))
+    """``realtime`` (read, never acknowledge), ``resumable`` (a group that remembers where it
+    got to: commits after output) or ``load-balanced`` (members of a group share the work)."""
     group: str | None = field(default=None, metadata=_flag("--group"))
+    """The consumer group (Redis) or group id (Kafka); needed by every mode but ``realtime``."""
     follow: bool | None = field(default=None, metadata=_flag("--follow/--no-follow"))
+    """Keep waiting for new messages at the end (True) or stop there (False, kcat's ``-e``);
+    None: the backend's default (files and stdin stop, Redis and Kafka follow)."""
     consumer_name: str | None = field(default=None, metadata=_flag("--consumer-name"))
+    """This member's name in a Redis group. Default: the group's name when resumable (a
+    restarted relay owns its pending entries again), ``host:pid`` when load-balanced."""
     claim_idle: float | None = field(default=None, metadata=_flag("--claim-idle"))
     """Seconds after which another member's pending entries are claimed (load-balanced)."""
     on_invalid: str = field(default="fail", metadata=_flag("--on-invalid"))
@@ -142,6 +149,9 @@ class ConsumerOptions:
 
 @dataclass(frozen=True)
 class ProducerOptions:
+    """How to write, where a backend has a choice. Options of other backends left at their
+    defaults are ignored; set to anything else they are refused (``reject_unsupported``)."""
+
     beacon_interval: int | None = field(default=None, metadata=_flag("--beacon-interval"))
     """File only: bytes between beacons (default 1 MiB; a new file only)."""
     maxlen: int | None = field(default=None, metadata=_flag("--maxlen"))
@@ -190,6 +200,7 @@ class Producer(abc.ABC):
         """Queue a batch for writing; returns once accepted (not necessarily durable)."""
 
     async def send(self, item: Payload) -> None:
+        """Queue one message: ``send_many`` of one (batch with ``send_many`` where rate matters)."""
         await self.send_many((item,))
 
     @property
@@ -242,6 +253,7 @@ class Consumer(abc.ABC):
 
     @property
     def stopping(self) -> bool:
+        """True once ``stop()`` was called: the consumer is draining what it holds."""
         return self._stopping
 
     async def close(self) -> None:

@@ -29,7 +29,6 @@ import orjson
 
 from streamkit.backends.file_reader import SeekTarget, SsFileReader, ss_path
 from streamkit.cli.progress import Progress
-from streamkit.cli.runner import silence_stdout
 from streamkit.errors import FileFormatError, UsageError
 from streamkit.formats.codec import SsDecoder, encode_log_lines  # C loops when built
 from streamkit.formats.line import is_utf8
@@ -415,6 +414,8 @@ def _decode_file_to_stdout(path: str, **options: Any) -> None:
     try:
         decode_file(path, sys.stdout.buffer, **options)
     except BrokenPipeError:
+        from streamkit.cli.runner import silence_stdout  # here: runner imports asyncio
+
         silence_stdout()
 
 

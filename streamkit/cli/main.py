@@ -12,9 +12,9 @@ import sys
 from typing import Any
 
 import click
+from click.utils import make_default_short_help
 
 from streamkit import __version__
-from streamkit.cli.runner import silence_stdout
 from streamkit.errors import EXIT_OK, EXIT_SIGINT, StreamkitError
 
 __all__ = ["cli", "main"]
@@ -29,9 +29,24 @@ _COMMANDS = {
     "collect": "streamkit.cli.collect:collect",
 }
 
+# The first paragraph of each command's help, which `streamkit --help` shortens to one line
+# as click would, so that it imports no command module (tests/test_startup.py keeps them equal).
+_SHORT_HELP = {
+    "clock": 'Emit {"tick": N} messages, N = 0, 1, 2, ..., to any URI (default stdout).',
+    "relay": "Copy messages from --input to --output, keeping timestamp, sequence number and"
+    " shard wherever the output can carry them.",
+    "processor": "Run a function or a command over a stream: workers, order, partitions, batches.",
+    "decode": "Print a .ss file (SeaStreamer's format; a path, file://PATH, or - for stdin) as"
+    " log lines or ndjson.",
+    "verify": "Check every frame, beacon and checksum of a .ss file; exit 3 if it is damaged.",
+    "stat": "Show each stream's size, seq and time range, and every consumer group's lag.",
+    "collect": "Take messages in over HTTP (POST /streams/KEY) and write them to any output URI.",
+}
+
 
 class _LazyGroup(click.Group):
-    """Imports a command's module only when that command runs (fast start, e.g. clock)."""
+    """Imports a command's module only when that command runs: start-up pays for one command
+    (and its backend), never for all of them; ``--help`` lists them from ``_SHORT_HELP``."""
 
     def list_commands(self, ctx: click.Context) -> list[str]:
         return list(_COMMANDS)
@@ -43,6 +58,12 @@ class _LazyGroup(click.Group):
         module, _, attr = target.partition(":")
         command: click.Command = getattr(importlib.import_module(module), attr)
         return command
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        limit = formatter.width - 6 - max(len(name) for name in _SHORT_HELP)
+        rows = [(name, make_default_short_help(text, limit)) for name, text in _SHORT_HELP.items()]
+        with formatter.section("Commands"):
+            formatter.write_dl(rows)
 
 
 def _show_version(ctx: click.Context, _param: click.Parameter, value: bool) -> None:
@@ -78,6 +99,13 @@ def cli() -> None:
     """
 
 
+def _silence_stdout() -> None:
+    """``cli.runner`` imports asyncio, which ``decode`` and ``--version`` do not need."""
+    from streamkit.cli.runner import silence_stdout
+
+    silence_stdout()
+
+
 def main(argv: list[str] | None = None) -> None:
     args = sys.argv[1:] if argv is None else argv
     name = args[0] if args and not args[0].startswith("-") else "streamkit"
@@ -96,14 +124,14 @@ def main(argv: list[str] | None = None) -> None:
         sys.stderr.write(f"{prefix}: error: {error}\n")
         code = error.exit_code
     except BrokenPipeError:
-        silence_stdout()
+        _silence_stdout()
         code = EXIT_OK
     except KeyboardInterrupt:
         code = EXIT_SIGINT
     try:
         sys.stdout.flush()
     except BrokenPipeError:
-        silence_stdout()
+        _silence_stdout()
     sys.exit(code if isinstance(code, int) else EXIT_OK)
 
 

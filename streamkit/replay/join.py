@@ -27,7 +27,9 @@ __all__ = ["Join", "join"]
 
 
 class Join(Consumer):
-    """A consumer over several consumers, merged by timestamp (see the module docstring)."""
+    """What ``join()`` returns: one consumer over several, merged by timestamp, so a relay or a
+    processor reads many streams as one timeline. ``late``, ``dropped`` and ``skipped`` count
+    what the merge did (``relay`` with several inputs reports them at the end)."""
 
     def __init__(
         self,

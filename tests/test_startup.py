@@ -1,0 +1,118 @@
+"""Start-up stays cheap: a command imports its own module and its scheme's backend, nothing more.
+
+Each check runs in a fresh interpreter and reads ``sys.modules``, so an import added at the top
+of a shared module (a backend's client library, asyncio in ``decode``) fails here by name rather
+than as a slower ``streamkit --version``. Numbers: docs/benchmarks.md, "Start-up".
+"""
+
+from __future__ import annotations
+
+import inspect
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import click
+import pytest
+from click.utils import make_default_short_help
+
+from streamkit.cli import main as cli_main
+
+CLIENT_LIBRARIES = ["confluent_kafka", "redis", "hiredis", "uvicorn", "aiohttp", "httptools"]
+
+
+def _modules_after(code: str, cwd: Path | None = None) -> set[str]:
+    """The names in ``sys.modules`` after running ``code`` in a new python."""
+    probe = (
+        "import sys, json\n"
+        f"{code}\n"
+        "sys.stdout.flush()\n"
+        "sys.stderr.write('\\nMODULES ' + json.dumps(sorted(sys.modules)))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, timeout=60, cwd=cwd, check=False
+    )
+    stderr = done.stderr.decode()
+    assert "MODULES " in stderr, stderr
+    return set(json.loads(stderr.rsplit("MODULES ", 1)[1]))
+
+
+def _imported_after(code: str, cwd: Path | None = None) -> set[str]:
+    """The top-level packages in ``sys.modules`` after running ``code`` in a new python."""
+    return {name.split(".")[0] for name in _modules_after(code, cwd)}
+
+
+def _run_cli(*args: str) -> str:
+    """Code that runs ``streamkit ARGS`` in-process the way the console script does."""
+    return (
+        f"sys.argv = ['streamkit', *{list(args)!r}]\n"
+        "from streamkit.cli.main import main\n"
+        "try:\n"
+        "    main()\n"
+        "except SystemExit as done:\n"
+        "    assert done.code == 0, done.code\n"
+    )
+
+
+def test_importing_the_cli_imports_no_backend_client_library() -> None:
+    loaded = _imported_after("import streamkit.cli.main")
+    assert not loaded & set(CLIENT_LIBRARIES), loaded & set(CLIENT_LIBRARIES)
+    assert "asyncio" not in loaded
+
+
+def test_importing_streamkit_does_not_import_asyncio_until_a_backend_name_is_used() -> None:
+    assert "asyncio" not in _imported_after("import streamkit")
+    assert "asyncio" in _imported_after("import streamkit; streamkit.Streamer")
+
+
+@pytest.mark.parametrize("args", [["--version"], ["--help"]])
+def test_version_and_help_import_no_command_module(args: list[str]) -> None:
+    loaded = _modules_after(_run_cli(*args))
+    assert {name for name in loaded if name.startswith("streamkit.cli.")} == {"streamkit.cli.main"}
+    assert "asyncio" not in loaded
+
+
+def test_decode_imports_neither_asyncio_nor_dateutil(tmp_path: Path) -> None:
+    lines = tmp_path / "in.txt"
+    lines.write_bytes(b"[2026-01-01T00:00:00.000 | a | 0 | 0] hello\n")
+    relay_args = ["relay", "--input", "stdio:///a", "--output", "file://./a.ss/a"]
+    relay = subprocess.run(
+        [sys.executable, "-m", "streamkit.cli.main", *relay_args],
+        stdin=lines.open("rb"),
+        cwd=tmp_path,
+        capture_output=True,
+        timeout=60,
+    )
+    assert relay.returncode == 0, relay.stderr
+    loaded = _imported_after(_run_cli("decode", "a.ss"), cwd=tmp_path)
+    assert "streamkit" in loaded
+    assert not loaded & {"asyncio", "dateutil", *CLIENT_LIBRARIES}
+
+
+def test_file_and_stdio_relays_import_no_network_client(tmp_path: Path) -> None:
+    (tmp_path / "in.txt").write_bytes(b"[a] one\n[a] two\n")
+    code = "sys.stdin = open('in.txt')\n" + _run_cli(
+        "relay", "--input", "stdio:///a", "--output", "file://./b.ss/a"
+    )
+    loaded = _imported_after(code, cwd=tmp_path)
+    assert "asyncio" in loaded  # relay runs on the event loop ...
+    assert not loaded & set(CLIENT_LIBRARIES)  # ... but never loads a network client
+    assert (tmp_path / "b.ss").stat().st_size > 0
+
+
+@pytest.mark.parametrize("name", list(cli_main._COMMANDS))
+def test_group_help_table_is_each_commands_own_help(name: str) -> None:
+    """``streamkit --help`` lists from a static table; it must say what the command says."""
+    command = cli_main.cli.get_command(click.Context(cli_main.cli), name)
+    assert command is not None and command.help is not None
+    own = inspect.cleandoc(command.help).split("\n\n", 1)[0].replace("\n", " ")
+    assert cli_main._SHORT_HELP[name] == own
+    for limit in (30, 45, 60, 120):
+        assert make_default_short_help(cli_main._SHORT_HELP[name], limit) == (
+            command.get_short_help_str(limit)
+        )
+
+
+def test_group_help_table_lists_every_command() -> None:
+    assert list(cli_main._SHORT_HELP) == list(cli_main._COMMANDS)
