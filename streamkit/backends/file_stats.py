@@ -12,7 +12,7 @@ import os
 
 from streamkit.backends.base import ConnectOptions
 from streamkit.backends.file_positions import group_states
-from streamkit.cli.verify import verify_file
+from streamkit.backends.file_scan import verify_file
 from streamkit.message import INTERNAL_KEY, now_ms
 from streamkit.stats import (
     FileStat,

@@ -19,241 +19,15 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
-from dataclasses import dataclass, field
 
 import click
 
-from streamkit.backends.file_reader import SsFileReader, ss_path
+from streamkit.backends.file_reader import ss_path
+from streamkit.backends.file_scan import Report, verify_file
 from streamkit.cli.progress import Progress
 from streamkit.errors import BackendError, FileFormatError
-from streamkit.formats.crc16 import CRC16_INIT, crc16, word_table
-from streamkit.formats.ss import HEADER_SIZE, Beacon, FileHeader, Item, is_eos
-from streamkit.formats.ss_check import (
-    SequenceChecker,
-    beacon_candidates,
-    decodes_cleanly,
-    with_interval,
-)
-from streamkit.message import INTERNAL_KEY, Message
-from streamkit.timeutil import format_ms
 
-__all__ = ["Report", "verify", "verify_file"]
-
-
-@dataclass
-class _Stream:
-    count: int = 0
-    min_seq: int = 0
-    max_seq: int = 0
-    max_ts: int = 0
-    min_ts: int = 0
-    running: int = CRC16_INIT
-
-
-@dataclass
-class Report:
-    path: str
-    size: int
-    header: FileHeader | None = None
-    messages: int = 0
-    payload_bytes: int = 0
-    first_ts: int | None = None
-    last_ts: int | None = None
-    beacons: int = 0
-    eos_at: int | None = None
-    good_end: int = HEADER_SIZE
-    """The byte after the last good message (EOS included): where a repair cuts."""
-    streams: dict[tuple[str, int], _Stream] = field(default_factory=dict)
-    warnings: list[str] = field(default_factory=list)
-    damage: FileFormatError | None = None
-    header_damaged: bool = False
-    """The header disagrees with the file (its beacon interval): repair must not cut there."""
-
-    def lines(self) -> list[str]:
-        out = [f"file: {self.path} ({self.size} bytes)"]
-        if self.header is not None:
-            h = self.header
-            out.append(
-                f"header: name {h.file_name!r}, created {format_ms(h.created_at)}, "
-                f"beacon interval {h.beacon_interval}"
-            )
-        out.append(f"messages: {self.messages} ({self.payload_bytes} payload bytes)")
-        if self.first_ts is not None and self.last_ts is not None:
-            out.append(f"time range: {format_ms(self.first_ts)} .. {format_ms(self.last_ts)}")
-        if self.size == 0:
-            out.append("empty file: no header and no messages yet (an appender writes the header)")
-        streams = {ks: s for ks, s in self.streams.items() if ks[0] != INTERNAL_KEY}
-        out.append(f"streams: {len(streams)}")
-        for (key, shard), s in sorted(streams.items()):
-            out.append(f"  {key} shard {shard}: {s.count} messages, seq {s.min_seq}..{s.max_seq}")
-        out.append(f"beacons: {self.beacons}")
-        if self.eos_at is not None:
-            out.append(f"end: EOS at byte {self.eos_at}")
-        elif self.damage is None and self.size:
-            out.append("end: no EOS (the writer has not closed the file cleanly, or still writes)")
-        if self.warnings:
-            out.append(f"warnings: {len(self.warnings)} (on stderr)")
-        out.append("damaged" if self.damage is not None else "ok")
-        return out
-
-
-class _Checker:
-    def __init__(self, report: Report) -> None:
-        self.report = report
-        self.table = word_table()
-
-    def add(self, items: list[Item], last_start: int) -> None:
-        report = self.report
-        streams = report.streams
-        table = self.table
-        for item in items:
-            if isinstance(item, Message):
-                if is_eos(item):
-                    report.eos_at = last_start  # EOS is the last message a decoder returns
-                ts = item.timestamp
-                s = streams.get((item.stream_key, item.shard_id))
-                if s is None:
-                    s = streams[(item.stream_key, item.shard_id)] = _Stream(
-                        min_seq=item.seq, max_seq=item.seq, max_ts=ts, min_ts=ts
-                    )
-                s.count += 1
-                s.min_seq = min(s.min_seq, item.seq)
-                s.max_seq = max(s.max_seq, item.seq)
-                s.max_ts = max(s.max_ts, ts)
-                s.min_ts = min(s.min_ts, ts)
-                s.running = table[s.running ^ (crc16(item.payload) if item.payload else 0xFFFF)]
-                if is_eos(item):
-                    continue
-                report.messages += 1
-                report.payload_bytes += len(item.payload)
-                if report.first_ts is None or ts < report.first_ts:
-                    report.first_ts = ts
-                if report.last_ts is None or ts > report.last_ts:
-                    report.last_ts = ts
-            elif isinstance(item, Beacon):
-                report.beacons += 1
-                self.check_markers(item)
-            elif isinstance(item, FileHeader):
-                report.header = item
-
-    def check_markers(self, beacon: Beacon) -> None:
-        for m in beacon.markers:
-            s = self.report.streams.get((m.stream_key, m.shard_id))
-            where = f"beacon {beacon.index} at byte {beacon.offset}"
-            if s is None:
-                continue  # SequenceChecker names a marker for a stream no message has
-            if (m.seq, m.timestamp, m.running_checksum) != (s.max_seq, s.max_ts, s.running):
-                self.report.warnings.append(
-                    f"{where}: marker for {m.stream_key}:{m.shard_id} says seq {m.seq}, "
-                    f"ts {m.timestamp}, running checksum {m.running_checksum:#06x}; the frames "
-                    f"say seq {s.max_seq}, ts {s.max_ts}, running checksum {s.running:#06x}"
-                )
-
-
-def verify_file(path: str, progress: bool = False) -> Report:
-    """Check a whole file; damage is recorded in ``report.damage``, not raised.
-
-    ``progress``: a bar on stderr when it is a terminal (``cli/progress.py``).
-    """
-    reader = SsFileReader(path)
-    report = Report(path, reader.size())
-    bar = Progress(report.size if progress else 0, "verify")
-    checker = _Checker(report)
-    fields: SequenceChecker | None = None
-    position = 0
-    try:
-        if reader.size() == 0:
-            report.good_end = 0  # an empty file: nothing to check (docs/file-format.md)
-            return report
-        while True:
-            try:
-                items = reader.read_items(4096)
-            except FileFormatError as exc:
-                report.damage = exc
-                break
-            if not items:
-                break
-            decoder = reader.decoder
-            if decoder.last_message_end > 0:
-                report.good_end = decoder.last_message_end
-            checker.add(items, decoder.last_message_start)
-            if fields is None and report.header is not None:
-                fields = SequenceChecker(report.header.beacon_interval)
-            if fields is not None:
-                position = fields.add(items, position)
-            bar.to(reader.bytes_read)
-        bar.close()
-        if fields is not None:
-            report.warnings.extend(fields.warnings)
-            if fields.dropped:
-                report.warnings.append(f"... and {fields.dropped} more like these")
-        decoder = reader.decoder
-        if decoder.ended and report.damage is None and decoder.tell() < report.size:
-            extra = report.size - decoder.tell()
-            report.damage = FileFormatError(
-                f"{extra} bytes follow the end-of-stream frame; readers stop at EOS and never "
-                "see them",
-                f"{path} at byte {decoder.tell()}",
-                offset=decoder.tell(),
-            )
-        if report.header is None:
-            report.good_end = 0
-        elif report.damage is not None:
-            wrong = check_header_interval(path, report)
-            if wrong is not None:
-                report.damage = wrong
-                report.header_damaged = True
-        return report
-    finally:
-        bar.close()
-        reader.close()
-
-
-_SCAN = 16 << 20
-"""How far past the first damage ``check_header_interval`` looks for the file's first beacon."""
-_TRIALS = 50
-
-
-def check_header_interval(path: str, report: Report) -> FileFormatError | None:
-    """Damage that is really a damaged header: the beacons sit at another interval.
-
-    A wrong interval in the header makes the decoder expect beacons where frames are (or frames
-    where beacons are), so the "damage" is at the first beacon offset, and a repair would cut
-    everything after it. The file's own first beacon gives its true interval: look for beacons
-    after the damage, and accept an interval when the file decodes cleanly past the damage
-    with it.
-    """
-    header, damage = report.header, report.damage
-    if header is None or damage is None or damage.offset is None:
-        return None
-    interval = header.beacon_interval
-    start = max(report.good_end, HEADER_SIZE)  # where the first damaged item starts
-    trials = 0
-    with open(path, "rb") as f:
-        head = f.read(HEADER_SIZE)
-        f.seek(start)
-        window = f.read(min(_SCAN, report.size - start))
-        for p, beacon in beacon_candidates(window, start, start):
-            if p == interval or p > report.size:
-                continue
-            trials += 1
-            if trials > _TRIALS:
-                break
-            end = min(report.size, max(p, start) + 2 * p + 65536)
-            f.seek(HEADER_SIZE)
-            data = with_interval(head, header, p) + f.read(end - HEADER_SIZE)
-            reached = decodes_cleanly(data, complete=end == report.size)
-            if reached > start and reached >= min(end, p + beacon.size):
-                field_at = 12 + len(header.file_name.encode("utf-8"))
-                return FileFormatError(
-                    f"the header says beacon interval {interval}, but the beacons in the file "
-                    f"are at {p} (the first at byte {p}; read with interval {p} the file "
-                    f"decodes cleanly past byte {start}, where the header's interval "
-                    "fails): the header is damaged",
-                    f"{path} at byte {field_at}",
-                    offset=field_at,
-                )
-    return None
+__all__ = ["verify"]
 
 
 def _backup_path(path: str) -> str:
@@ -330,6 +104,13 @@ Examples:
 """
 
 
+def _size_of(path: str) -> int:
+    try:
+        return os.path.getsize(path)
+    except OSError:
+        return 0  # no bar; the scan names what is wrong with the path
+
+
 @click.command(epilog=_EXAMPLES)
 @click.argument("file")
 @click.option(
@@ -345,7 +126,8 @@ def verify(file: str, repair: bool) -> None:
     allowed), 3 damaged (also a damaged header, which --repair refuses), 1 a repair that could
     not write its backup (nothing changed).
     """
-    report = verify_file(ss_path(file, "verify"), progress=True)
+    path = ss_path(file, "verify")
+    report = verify_file(path, progress=Progress(_size_of(path), "verify"))
     for line in report.lines():
         click.echo(line)
     for warning in report.warnings:
