@@ -394,7 +394,8 @@ typedef struct {
     Py_ssize_t len;
     char text[250];
     PyObject *str;
-    PyObject *keep_for; /* the set `keep_result` was computed for (identity only) */
+    PyObject *keep_for; /* the set `keep_result` was computed for (strong: its address
+                           cannot be reused by another set while it is cached here) */
     int keep_result;
 } KeySlot;
 static KeySlot key_cache[KEY_SLOTS];
@@ -414,7 +415,7 @@ key_slot(const unsigned char *p, Py_ssize_t n)
     Py_XSETREF(slot->str, str);
     memcpy(slot->text, p, n);
     slot->len = n;
-    slot->keep_for = NULL;
+    Py_CLEAR(slot->keep_for);
     return slot;
 }
 
@@ -656,7 +657,8 @@ meta_line(Scan *s, const unsigned char *line, Py_ssize_t n)
             int found = PySet_Contains(s->keep, key_str);
             if (found < 0)
                 return LINE_ERROR;
-            slot->keep_for = s->keep;
+            Py_INCREF(s->keep);
+            Py_XSETREF(slot->keep_for, s->keep);
             slot->keep_result = found;
         }
         if (!slot->keep_result)
