@@ -394,8 +394,13 @@ typedef struct {
     Py_ssize_t len;
     char text[250];
     PyObject *str;
-    PyObject *keep_for; /* the set `keep_result` was computed for (identity only) */
+    PyObject *keep_for; /* the set `keep_result` was computed for (strong: its address
+                           cannot be reused by another set while it is cached here) */
     int keep_result;
+    /* Where this key's counter sat in the scan table, per shard & 3 (valid for one table
+     * generation): skips the table search when many keys and shards interleave. */
+    uint64_t hint_gen[4], hint_shard[4];
+    int hint_index[4];
 } KeySlot;
 static KeySlot key_cache[KEY_SLOTS];
 
@@ -414,7 +419,8 @@ key_slot(const unsigned char *p, Py_ssize_t n)
     Py_XSETREF(slot->str, str);
     memcpy(slot->text, p, n);
     slot->len = n;
-    slot->keep_for = NULL;
+    Py_CLEAR(slot->keep_for);
+    memset(slot->hint_gen, 0, sizeof slot->hint_gen);
     return slot;
 }
 
@@ -433,6 +439,9 @@ typedef struct {
     PyObject *dict;
 } Counters;
 
+/* Bumped whenever a scan table is emptied, so hints from an earlier table are never used. */
+static uint64_t table_generation = 1;
+
 static int
 counters_flush(Counters *t)
 {
@@ -450,7 +459,22 @@ counters_flush(Counters *t)
         Py_DECREF(c->key);
     }
     t->n = 0;
+    table_generation++;
     return status;
+}
+
+/* Equal ASCII keys (the decoder's keys are ASCII str; no function call per comparison). */
+static inline int
+same_key(PyObject *a, PyObject *b)
+{
+    if (a == b)
+        return 1;
+    Py_ssize_t n = PyUnicode_GET_LENGTH(a);
+    if (n != PyUnicode_GET_LENGTH(b))
+        return 0;
+    if (PyUnicode_IS_ASCII(a) && PyUnicode_IS_ASCII(b))
+        return memcmp(PyUnicode_1BYTE_DATA(a), PyUnicode_1BYTE_DATA(b), n) == 0;
+    return PyUnicode_Compare(a, b) == 0;
 }
 
 /* The entry of (key, shard), loaded from the dict when new; NULL with an error set, or NULL
@@ -460,7 +484,7 @@ counters_get(Counters *t, PyObject *key, uint64_t shard, int load)
 {
     for (int i = 0; i < t->n; i++) {
         Counter *c = &t->c[i];
-        if (c->shard == shard && (c->key == key || PyUnicode_Compare(c->key, key) == 0))
+        if (c->shard == shard && same_key(c->key, key))
             return c;
     }
     if (t->n == COUNTERS && counters_flush(t) < 0)
@@ -638,9 +662,20 @@ meta_line(Scan *s, const unsigned char *line, Py_ssize_t n)
     if (slot == NULL)
         return LINE_ERROR;
     PyObject *key_str = slot->str;
-    Counter *c = counters_get(&s->counters, key_str, shard, 0);
-    if (c == NULL)
-        return PyErr_Occurred() ? LINE_ERROR : LINE_SLOW;
+    int h = (int)(shard & 3);
+    Counter *c;
+    if (slot->hint_gen[h] == table_generation && slot->hint_shard[h] == shard &&
+        slot->hint_index[h] < s->counters.n && s->counters.c[slot->hint_index[h]].key == key_str &&
+        s->counters.c[slot->hint_index[h]].shard == shard)
+        c = &s->counters.c[slot->hint_index[h]];
+    else {
+        c = counters_get(&s->counters, key_str, shard, 0);
+        if (c == NULL)
+            return PyErr_Occurred() ? LINE_ERROR : LINE_SLOW;
+        slot->hint_gen[h] = table_generation;
+        slot->hint_shard[h] = shard;
+        slot->hint_index[h] = (int)(c - s->counters.c);
+    }
     c->next = seq + 1;
     int64_t ts = seconds * 1000 + millis;
     if (s->sink == NULL) {
@@ -656,7 +691,8 @@ meta_line(Scan *s, const unsigned char *line, Py_ssize_t n)
             int found = PySet_Contains(s->keep, key_str);
             if (found < 0)
                 return LINE_ERROR;
-            slot->keep_for = s->keep;
+            Py_INCREF(s->keep);
+            Py_XSETREF(slot->keep_for, s->keep);
             slot->keep_result = found;
         }
         if (!slot->keep_result)
@@ -667,10 +703,13 @@ meta_line(Scan *s, const unsigned char *line, Py_ssize_t n)
     Py_ssize_t out_key_len = s->out_key ? s->out_key_len : key_len;
     if (buf_reserve(b, n + out_key_len + 64) < 0)
         return LINE_ERROR;
-    if (fields == 4 && fraction == 3 && canonical_numbers &&
-        (s->out_key == NULL || (out_key_len == key_len && memcmp(out_key, key, key_len) == 0))) {
-        /* Already the canonical text (what the decoder keeps as Message.line): copy it. */
-        put(b, line, n);
+    if (fields == 4 && fraction == 3 && canonical_numbers) {
+        /* Already the canonical text (what the decoder keeps as Message.line): copy it, with
+         * the output key in place of the input key when renamed. */
+        Py_ssize_t key_at = key - line;
+        put(b, line, key_at);
+        put(b, out_key, out_key_len);
+        put(b, key + key_len, n - key_at - key_len);
     }
     else {
         put(b, line, 20); /* "[YYYY-MM-DDTHH:MM:SS": a checked calendar time prints the same */

@@ -287,3 +287,16 @@ def test_a_10_mb_line_decodes_and_relays_alike(line: bytes) -> None:
     chunks = [data[i : i + 65536] for i in range(0, len(data), 65536)]
     assert run_decoder(compiled.LineDecoder, chunks) == run_decoder(pure.LineDecoder, chunks)
     assert relay_compiled(chunks, "fail", None, "k") == relay_pure(chunks, "fail", None, "k")
+
+
+def test_fresh_key_sets_one_after_another_filter_by_their_own_keys() -> None:
+    # A set freed and another allocated at the same address must not inherit cached answers.
+    data = b"".join(b"[2026-11-23T07:00:00.000 | k%d | %d | 0] x\n" % (n % 5, n) for n in range(50))
+    for round_ in range(200):
+        wanted = f"k{round_ % 5}"
+        keep = frozenset({wanted})
+        out, error = relay_compiled([data], "fail", keep, None)
+        assert error is None
+        keys = {line.split(b" | ")[1].decode() for line in out.splitlines()}
+        assert keys == {wanted}
+        del keep
