@@ -38,9 +38,18 @@ class SsDecoder(_ss.SsDecoder):
             return False
         lim = min(len(buf), (pos // interval + 1) * interval - base)
         found: list[object] = out  # type: ignore[assignment]  # ss_scan appends Messages
+        first = len(out)
         i, frame_start, ended, stopped = _ss_scan(
             buf, start, lim, limit - len(out), found, self._verify
         )
+        if len(out) > first:
+            # ss.py's damage checks look for intact frames of the streams seen so far: record
+            # the keys of what C decoded, as ss.py's own scan does (one set per run of frames).
+            keys = self._keys
+            for key in {m.stream_key for m in out[first:] if isinstance(m, Message)}:
+                raw = key.encode("utf-8")
+                if raw not in keys:
+                    keys[raw] = key
         if frame_start >= 0:
             self.last_message_start = base + frame_start
             self.last_message_end = base + i
