@@ -26,6 +26,7 @@ import sys
 from collections.abc import Callable, Sequence
 from itertools import compress as _compress
 from operator import attrgetter
+from operator import not_ as _not
 from operator import or_ as _or
 from typing import Any
 
@@ -174,7 +175,7 @@ class _StdinHub:
                 pending.extend(_compress(messages, map(_or, broadcast, wanted)))
                 left_out = len(messages) - (len(pending) - before)
                 if left_out:
-                    consumer.note_filtered(messages, left_out)
+                    consumer.note_filtered(messages, left_out, broadcast)
         if not groups:
             return
         for message, is_broadcast in zip(messages, broadcast):
@@ -251,10 +252,16 @@ class StdioConsumer(Consumer):
         self.filtered_keys: set[str] = set()
         """Some of their stream keys (at most ``_FILTERED_KEYS_KEPT``)."""
 
-    def note_filtered(self, messages: list[Message], left_out: int) -> None:
-        """Count what the key filter left out; only runs for chunks where it left some out."""
+    def note_filtered(
+        self, messages: list[Message], left_out: int, broadcast: list[bool] | None = None
+    ) -> None:
+        """Count what the key filter left out; only runs for chunks where it left some out.
+
+        The keys kept are those of the messages left out (broadcasts were delivered)."""
         self.filtered += left_out
         if len(self.filtered_keys) < _FILTERED_KEYS_KEPT:
+            if broadcast is not None and True in broadcast:
+                messages = list(_compress(messages, map(_not, broadcast)))
             self.filtered_keys.update(set(map(_stream_key_of, messages)) - self.keys)
 
     @property
@@ -470,6 +477,18 @@ async def relay_lines(consumer: Consumer, producer: Producer) -> int | None:
     out_key = producer.stream_key
     writer = producer.writer
     sink = bytearray()
+    try:
+        return await _transcode(hub, transcoder, sink, writer, keep, out_key)
+    finally:
+        left_out: dict[str, int] | None = transcoder.left_out
+        if left_out:  # the key filter's count, for the CLI's note at exit
+            consumer.filtered += sum(left_out.values())
+            consumer.filtered_keys.update(sorted(left_out)[:_FILTERED_KEYS_KEPT])
+
+
+async def _transcode(
+    hub: Any, transcoder: Any, sink: bytearray, writer: Any, keep: Any, out_key: str | None
+) -> int:
     while not hub.stopped.is_set():  # after stop() nothing new is read (as in pump)
         data = await hub._read()
         if data is None:

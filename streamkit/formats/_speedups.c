@@ -528,11 +528,27 @@ typedef struct {
     int64_t now;     /* -1: not read yet */
     Buf *sink;       /* transcode output, or NULL */
     PyObject *keep;  /* set of str: keys that pass (transcode), or NULL for all */
+    PyObject *left_out; /* dict str -> count of the lines `keep` dropped, or NULL */
     const unsigned char *out_key;
     Py_ssize_t out_key_len;
     Counters counters;
     Py_ssize_t emitted;
 } Scan;
+
+/* One more line of stream `key` left out by the key filter (the CLI says so at exit). */
+static int
+count_left_out(PyObject *left_out, PyObject *key)
+{
+    PyObject *old = PyDict_GetItemWithError(left_out, key);
+    if (old == NULL && PyErr_Occurred())
+        return -1;
+    PyObject *count = PyLong_FromSsize_t(old == NULL ? 1 : PyLong_AsSsize_t(old) + 1);
+    if (count == NULL)
+        return -1;
+    int rc = PyDict_SetItem(left_out, key, count);
+    Py_DECREF(count);
+    return rc;
+}
 
 static int
 read_now(Scan *s)
@@ -695,8 +711,11 @@ meta_line(Scan *s, const unsigned char *line, Py_ssize_t n)
             Py_XSETREF(slot->keep_for, s->keep);
             slot->keep_result = found;
         }
-        if (!slot->keep_result)
+        if (!slot->keep_result) {
+            if (s->left_out != NULL && count_left_out(s->left_out, key_str) < 0)
+                return LINE_ERROR;
             return LINE_DONE;
+        }
     }
     Buf *b = s->sink;
     const unsigned char *out_key = s->out_key ? s->out_key : key;
@@ -729,21 +748,23 @@ meta_line(Scan *s, const unsigned char *line, Py_ssize_t n)
     return LINE_DONE;
 }
 
-/* scan(chunk, pos, number, now, no_meta, counters, out, flags, clock, sink, keep, out_key)
+/* scan(chunk, pos, number, now, no_meta, counters, out, flags, clock, sink, keep, out_key,
+ *      left_out)
  *   → (pos, number, now, stopped, emitted)
  *
  * Lines of `chunk` (separated by \n; the last one has none) from byte `pos`. `number` is the
  * line number before `pos`. Decode mode (`out` a list): Message objects go to `out` and their
  * broadcast flags to `flags`. Transcode mode (`sink` a bytearray): the canonical output line of
  * each message whose key is in `keep` (None: all) is appended to `sink`, renamed to `out_key`
- * (bytes, or None to keep each key). Stops at the first line the C code does not take:
+ * (bytes, or None to keep each key); `left_out` (a dict, or None) counts per key the lines
+ * `keep` dropped. Stops at the first line the C code does not take:
  * `stopped` is then true and `pos` is where that line starts.
  */
 static PyObject *
 scan(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
 {
-    if (nargs != 12) {
-        PyErr_SetString(PyExc_TypeError, "scan() takes 12 arguments");
+    if (nargs != 13) {
+        PyErr_SetString(PyExc_TypeError, "scan() takes 13 arguments");
         return NULL;
     }
     if (msg_type == NULL) {
@@ -771,6 +792,11 @@ scan(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
     s.now = now;
     s.sink = args[9] == Py_None ? NULL : &sink_buf;
     s.keep = args[10] == Py_None ? NULL : args[10];
+    s.left_out = args[12] == Py_None ? NULL : args[12];
+    if (s.left_out != NULL && !PyDict_Check(s.left_out)) {
+        PyErr_SetString(PyExc_TypeError, "scan(): left_out must be a dict or None");
+        return NULL;
+    }
     s.out_key = NULL;
     s.out_key_len = 0;
     s.emitted = 0;
@@ -1413,7 +1439,8 @@ ss_encode(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
 static PyMethodDef methods[] = {
     {"configure", configure, METH_VARARGS, "configure(Message, broadcast_key)"},
     {"scan", (PyCFunction)(void (*)(void))scan, METH_FASTCALL,
-     "scan(chunk, pos, number, now, no_meta, counters, out, flags, clock, sink, keep, out_key)"},
+     "scan(chunk, pos, number, now, no_meta, counters, out, flags, clock, sink, keep, out_key, "
+     "left_out)"},
     {"encode", (PyCFunction)(void (*)(void))encode, METH_FASTCALL,
      "encode(messages, stream_key[, other]) -> bytes | None"},
     {"crc16", py_crc16, METH_VARARGS, "crc16(data, crc=0xFFFF) -> CRC-16/CDMA2000"},

@@ -19,6 +19,7 @@ def scan(
     sink: bytearray | None,
     keep: frozenset[str] | None,
     out_key: bytes | None,
+    left_out: dict[str, int] | None,
     /,
 ) -> tuple[int, int, int, bool, int]: ...
 def encode(

@@ -35,6 +35,8 @@ class LineDecoder(PureLineDecoder):
 
     relayed = 0
     """Messages written by ``feed_into``/``finish_into`` so far."""
+    left_out: dict[str, int] | None = None
+    """Per stream key, the messages ``feed_into``/``finish_into`` left out (not in ``keep``)."""
 
     def _decode_into(self, chunk: bytes, out: list[Message]) -> None:
         self.broadcast = []
@@ -89,13 +91,18 @@ class LineDecoder(PureLineDecoder):
         out_key: str | None,
     ) -> None:
         key_bytes = out_key.encode("ascii") if out_key is not None else None
+        left_out = None
+        if sink is not None and keep is not None:
+            if self.left_out is None:
+                self.left_out = {}
+            left_out = self.left_out
         counters = self._counters.next
         size = len(chunk)
         pos, number, now = 0, self.line_number, -1
         while True:
             pos, number, now, stopped, emitted = _scan(
                 chunk, pos, number, now, self.no_meta, counters, out, flags, self.clock, sink,
-                keep, key_bytes,
+                keep, key_bytes, left_out,
             )  # fmt: skip
             self.relayed += emitted if sink is not None else 0
             if not stopped:
@@ -120,6 +127,9 @@ class LineDecoder(PureLineDecoder):
                 elif sink is not None and (keep is None or broadcast or message.stream_key in keep):
                     sink += encode_lines([message], out_key)
                     self.relayed += 1
+                elif left_out is not None:
+                    key = message.stream_key
+                    left_out[key] = left_out.get(key, 0) + 1
             pos = end + 1
             if pos > size:
                 break
