@@ -190,10 +190,10 @@ class StatSource(Protocol):
 
 _COLLECTORS = {
     "file": "streamkit.backends.file_stats",
-    "redis": "streamkit.backends.redis_stats",
-    "rediss": "streamkit.backends.redis_stats",
-    "kafka": "streamkit.backends.kafka_stats",
-    "memory": "streamkit.backends.memory",
+    "redis": "streamkit.backends.redis.stats",
+    "rediss": "streamkit.backends.redis.stats",
+    "kafka": "streamkit.backends.kafka.stats",
+    "memory": "streamkit.backends.memory.streamer",
 }
 
 

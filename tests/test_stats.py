@@ -9,7 +9,7 @@ import uuid
 import pytest
 
 from streamkit.backends.base import ConsumerOptions
-from streamkit.backends.memory import MemoryStreamer, drop_broker
+from streamkit.backends.memory.streamer import MemoryStreamer, drop_broker
 from streamkit.connect import connect
 from streamkit.errors import UsageError
 from streamkit.stats import NoSuchStream, StatReport, open_stat_source

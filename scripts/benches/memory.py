@@ -29,7 +29,7 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
 from streamkit.backends.base import Consumer  # noqa: E402
-from streamkit.backends.memory import MemoryStreamer, drop_broker  # noqa: E402
+from streamkit.backends.memory.streamer import MemoryStreamer, drop_broker  # noqa: E402
 from streamkit.connect import connect  # noqa: E402
 from streamkit.errors import EndOfStream  # noqa: E402
 

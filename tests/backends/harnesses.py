@@ -82,7 +82,7 @@ class MemoryHarness(Harness):
         return f"memory://contract-{uuid.uuid4().hex[:12]}"
 
     def release(self, bound: Bound) -> None:
-        from streamkit.backends.memory import drop_broker
+        from streamkit.backends.memory.streamer import drop_broker
 
         drop_broker(bound.streamer_uri.removeprefix("memory://"))
 

@@ -21,7 +21,7 @@ from typing import Any
 from confluent_kafka import KafkaError, KafkaException
 
 from streamkit.backends.base import Payload, Producer, ProducerOptions
-from streamkit.backends.kafka_config import describe_kafka_error
+from streamkit.backends.kafka.config import describe_kafka_error
 from streamkit.errors import BackendError, UsageError
 from streamkit.message import Message
 

@@ -17,9 +17,9 @@ from collections.abc import Sequence
 from typing import Any
 
 from streamkit.backends.base import ConnectOptions
-from streamkit.backends.redis import RedisStreamer
-from streamkit.backends.redis import open_streamer as open_redis
-from streamkit.backends.redis_ids import id_after, redis_key, split_redis_key
+from streamkit.backends.redis.ids import id_after, redis_key, split_redis_key
+from streamkit.backends.redis.streamer import RedisStreamer
+from streamkit.backends.redis.streamer import open_streamer as open_redis
 from streamkit.errors import BackendError
 from streamkit.message import now_ms
 from streamkit.stats import (

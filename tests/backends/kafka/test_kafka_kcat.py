@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from streamkit.message import Message
-from tests.backends.kafka_helpers import drain, produce, run, streamer
+from tests.backends.kafka.helpers import drain, produce, run, streamer
 from tests.servers.kafka_broker import KafkaBroker, Kcat
 
 

@@ -20,9 +20,9 @@ from dataclasses import dataclass, field
 import hiredis
 
 from streamkit.backends.base import Payload, Producer
-from streamkit.backends.redis_ids import MAX_SUB, redis_key
-from streamkit.backends.redis_topology import Topology, warn
-from streamkit.backends.redis_wire import (
+from streamkit.backends.redis.ids import MAX_SUB, redis_key
+from streamkit.backends.redis.topology import Topology, warn
+from streamkit.backends.redis.wire import (
     ConnectionLost,
     RedisConnection,
     ServerError,

@@ -2,8 +2,8 @@
 
 Stream key = topic, shard = partition, seq = offset, timestamp = the record's timestamp (ms);
 ``Message.key``/``headers`` are the record's key and headers, so Kafka-to-Kafka copies keep them.
-The pieces: ``kafka_config`` (settings, ``-X``), ``kafka_producer``, ``kafka_consumer`` and
-``kafka_positions`` (ends, seek by time). This module connects and hands out the clients.
+The pieces: ``config`` (settings, ``-X``), ``producer``, ``consumer`` and
+``positions`` (ends, seek by time). This module connects and hands out the clients.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from streamkit.backends.base import (
     Streamer,
     reject_unsupported,
 )
-from streamkit.backends.kafka_config import (
+from streamkit.backends.kafka.config import (
     CONSUMER_DEFAULTS,
     PRODUCER_DEFAULTS,
     base_config,
@@ -34,9 +34,9 @@ from streamkit.backends.kafka_config import (
     describe_kafka_error,
     kafka_logger,
 )
-from streamkit.backends.kafka_consumer import KafkaConsumer
-from streamkit.backends.kafka_positions import all_topics, list_partitions
-from streamkit.backends.kafka_producer import KafkaProducer
+from streamkit.backends.kafka.consumer import KafkaConsumer
+from streamkit.backends.kafka.positions import all_topics, list_partitions
+from streamkit.backends.kafka.producer import KafkaProducer
 from streamkit.errors import BackendError, ConnectError
 from streamkit.uri import StreamUri
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from streamkit.backends.redis_ids import (
+from streamkit.backends.redis.ids import (
     id_after,
     id_before,
     parse_entry_id,

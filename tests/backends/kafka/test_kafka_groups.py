@@ -6,7 +6,7 @@ import asyncio
 
 from streamkit.backends.base import ConsumerOptions
 from streamkit.message import Message
-from tests.backends.kafka_helpers import collect, drain, produce, run, streamer
+from tests.backends.kafka.helpers import collect, drain, produce, run, streamer
 from tests.servers.kafka_broker import KafkaBroker
 
 # tansu holds a join for about half the session timeout: a short one keeps the tests quick.

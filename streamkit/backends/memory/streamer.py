@@ -2,7 +2,7 @@
 
 The same NAME within one process is the same broker (``memory://`` alone is ``default``), so
 stages of a pipeline find each other by URI without a server. The log, retention and
-backpressure live in ``memory_broker``; this module adapts them to the Streamer / Producer /
+backpressure live in ``broker``; this module adapts them to the Streamer / Producer /
 Consumer protocol.
 
 Memory consumers are live: they follow by default, and with ``follow=False`` they end at the
@@ -35,7 +35,7 @@ from streamkit.backends.base import (
     Streamer,
     reject_unsupported,
 )
-from streamkit.backends.memory_broker import (
+from streamkit.backends.memory.broker import (
     Broker,
     Cursor,
     Group,

@@ -28,14 +28,14 @@ from confluent_kafka import (
 from confluent_kafka.admin import AdminClient
 
 from streamkit.backends.base import ConnectOptions
-from streamkit.backends.kafka_config import (
+from streamkit.backends.kafka.config import (
     CONSUMER_DEFAULTS,
     base_config,
     config_error,
     describe_kafka_error,
     kafka_logger,
 )
-from streamkit.backends.kafka_positions import TP, fetch_ends, take, watermarks
+from streamkit.backends.kafka.positions import TP, fetch_ends, take, watermarks
 from streamkit.errors import ConnectError
 from streamkit.message import now_ms
 from streamkit.stats import GroupShardStat, GroupStat, ShardStat, StatReport, StreamStat, missing

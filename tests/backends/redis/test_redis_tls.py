@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 from streamkit.connect import connect
-from tests.backends.redis_helpers import drain, one_line_connect_error, payloads, run
+from tests.backends.redis.helpers import drain, one_line_connect_error, payloads, run
 from tests.servers.redis_server import RedisServer
 
 

@@ -19,7 +19,7 @@ from typing import Any, TypeVar
 
 from redis.crc import key_slot
 
-from streamkit.backends.redis_wire import ConnectionLost, RedisConfig, RedisConnection
+from streamkit.backends.redis.wire import ConnectionLost, RedisConfig, RedisConnection
 from streamkit.errors import ConnectError
 from streamkit.uri import Node
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from streamkit.connect import connect
 from streamkit.message import Message
-from tests.backends.redis_helpers import drain, run, take
+from tests.backends.redis.helpers import drain, run, take
 from tests.servers.redis_server import RedisCluster
 
 

@@ -28,9 +28,9 @@ from confluent_kafka import (
 )
 
 from streamkit.backends.base import Consumer, ConsumerOptions
-from streamkit.backends.kafka_config import describe_kafka_error
-from streamkit.backends.kafka_identity import topic_ids
-from streamkit.backends.kafka_positions import (
+from streamkit.backends.kafka.config import describe_kafka_error
+from streamkit.backends.kafka.identity import topic_ids
+from streamkit.backends.kafka.positions import (
     TP,
     fetch_ends,
     list_partitions,
@@ -53,7 +53,7 @@ _OUTAGE = {
     KafkaError.UNKNOWN_TOPIC_OR_PART,
     KafkaError._UNKNOWN_TOPIC,
 }
-"""Conditions after which the topic may have come back as a new topic (kafka_identity)."""
+"""Conditions after which the topic may have come back as a new topic (identity)."""
 
 _TRANSIENT = {
     KafkaError._TRANSPORT,
@@ -174,7 +174,7 @@ class KafkaConsumer(Consumer):
         """``--offset -N``: N before each partition's end, not below its first offset.
 
         The end comes from a fetch (``fetch_ends``), not ListOffsets: tansu's high watermark
-        can be a whole batch short (kafka_positions), which would give fewer than N."""
+        can be a whole batch short (positions), which would give fewer than N."""
         ends = self._ends
         if ends is None or any(tp not in ends for tp in partitions):
             ends = fetch_ends(self._config, partitions, self._timeout)

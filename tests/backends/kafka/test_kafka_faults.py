@@ -11,7 +11,7 @@ import pytest
 from streamkit.backends.base import ConsumerOptions, ProducerOptions
 from streamkit.errors import BackendError, ConnectError, UsageError
 from streamkit.message import Message
-from tests.backends.kafka_helpers import collect, drain, produce, run, streamer
+from tests.backends.kafka.helpers import collect, drain, produce, run, streamer
 from tests.servers.kafka_broker import KafkaBroker
 
 

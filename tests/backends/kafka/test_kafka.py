@@ -11,7 +11,7 @@ import pytest
 from streamkit.backends.base import ConsumerOptions
 from streamkit.errors import EndOfStream
 from streamkit.message import Message, now_ms
-from tests.backends.kafka_helpers import collect, drain, messages, produce, run, streamer
+from tests.backends.kafka.helpers import collect, drain, messages, produce, run, streamer
 from tests.servers.kafka_broker import KafkaBroker
 
 

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from streamkit.backends.kafka_config import base_config, config_error
-from streamkit.backends.kafka_producer import json_field_key
+from streamkit.backends.kafka.config import base_config, config_error
+from streamkit.backends.kafka.producer import json_field_key
 from streamkit.uri import parse_stream_uri
 
 

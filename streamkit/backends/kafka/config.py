@@ -41,7 +41,7 @@ CONSUMER_DEFAULTS: dict[str, Any] = {
     "enable.auto.commit": False,
     "enable.auto.offset.store": False,
     # End of partition is how --no-follow and --until know a partition is done (watermarks
-    # are not trustworthy on every broker, see kafka_positions).
+    # are not trustworthy on every broker, see positions).
     "enable.partition.eof": True,
     # The default pauses fetching for 1 s whenever the local queue is full; measured 3.6x
     # throughput with a short backoff and a deep queue.

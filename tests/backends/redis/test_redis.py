@@ -11,7 +11,7 @@ from streamkit.backends.base import ProducerOptions
 from streamkit.connect import connect
 from streamkit.errors import BackendError, EndOfStream, UsageError
 from streamkit.message import Message
-from tests.backends.redis_helpers import drain, payloads, run, take
+from tests.backends.redis.helpers import drain, payloads, run, take
 from tests.servers.redis_server import RedisServer
 
 

@@ -25,7 +25,7 @@ from typing import Any
 import hiredis
 
 from streamkit.backends.base import Consumer, ConsumerOptions
-from streamkit.backends.redis_ids import (
+from streamkit.backends.redis.ids import (
     MAX_SUB,
     id_before,
     parse_entry_id,
@@ -33,8 +33,8 @@ from streamkit.backends.redis_ids import (
     seq_to_id,
     split_redis_key,
 )
-from streamkit.backends.redis_topology import Backoff, Topology, warn
-from streamkit.backends.redis_wire import (
+from streamkit.backends.redis.topology import Backoff, Topology, warn
+from streamkit.backends.redis.wire import (
     RedisConnection,
     ServerError,
     encode_command,
@@ -137,7 +137,7 @@ class RedisConsumer(Consumer):
         """Entries taken over from other members (load-balanced failover)."""
         self.wide_ids = 0
         """Entries delivered whose id ``MS-N`` has N > 65535 (another client wrote more than
-        65,536 entries in one millisecond): their seq is ``MS << 16 | 65535`` (redis_ids)."""
+        65,536 entries in one millisecond): their seq is ``MS << 16 | 65535`` (ids)."""
         self._wide: dict[tuple[str, int, int], collections.deque[tuple[str, bytes]]] = {}
         """Groups: the real ids behind a clamped seq, in delivery order, for XACK."""
 

@@ -3,7 +3,7 @@
 Stream key ``k`` is Redis key ``k`` (shard 0) and ``k:N`` (shard N); the payload is field
 ``msg``; entry id ``MS-N`` gives timestamp MS and seq ``MS << 16 | N``. Data written by
 SeaStreamer reads here and the other way round. A single server or a Redis Cluster: detected
-from the server (``INFO cluster``), see ``redis_topology``.
+from the server (``INFO cluster``), see ``topology``.
 
 Client settings (``-X name=value`` or ``-X redis.name=value``): ``db``, ``tls_ca``,
 ``tls_cert``, ``tls_key``, ``tls_verify`` (``false`` trusts any certificate),
@@ -26,10 +26,10 @@ from streamkit.backends.base import (
     Streamer,
     reject_unsupported,
 )
-from streamkit.backends.redis_consumer import ConsumerSettings, RedisConsumer
-from streamkit.backends.redis_producer import RedisProducer
-from streamkit.backends.redis_topology import Topology
-from streamkit.backends.redis_wire import RedisConfig
+from streamkit.backends.redis.consumer import ConsumerSettings, RedisConsumer
+from streamkit.backends.redis.producer import RedisProducer
+from streamkit.backends.redis.topology import Topology
+from streamkit.backends.redis.wire import RedisConfig
 from streamkit.errors import UsageError
 from streamkit.message import validate_stream_key
 from streamkit.uri import StreamUri

@@ -20,7 +20,7 @@ from typing import Any
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
 
-from streamkit.backends.kafka_config import describe_kafka_error
+from streamkit.backends.kafka.config import describe_kafka_error
 from streamkit.errors import BackendError, ConnectError
 
 __all__ = [

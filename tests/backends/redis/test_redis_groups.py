@@ -8,7 +8,7 @@ import pytest
 
 from streamkit.connect import connect
 from streamkit.message import Message
-from tests.backends.redis_helpers import drain, payloads, run, take
+from tests.backends.redis.helpers import drain, payloads, run, take
 from tests.servers.redis_server import RedisServer
 
 

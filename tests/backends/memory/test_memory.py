@@ -12,7 +12,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-import streamkit.backends.memory as memory
+import streamkit.backends.memory.streamer as memory
 from streamkit.backends.base import ConsumerOptions, ProducerOptions
 from streamkit.connect import connect
 from streamkit.errors import EndOfStream, UsageError
