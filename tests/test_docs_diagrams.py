@@ -38,7 +38,7 @@ DOTTED = re.compile(r"\bstreamkit(?:\.\w+)+")
 SOURCE = re.compile(r"(?<![\w/.])(?:\w+/)*\w+\.(?:py|c)\b")
 CAPITALISED = re.compile(r"\b[A-Z][a-z]\w*\b")
 CALL = re.compile(r"(?<![.\w])([a-z_]\w*)\(")
-MEMBER = re.compile(r"\b(consumer|producer)\.(\w+)")
+MEMBER = re.compile(r"(?<![/\w])(consumer|producer)\.(\w+)")
 
 
 def _diagrams() -> list[tuple[str, str]]:
