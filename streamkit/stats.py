@@ -189,7 +189,7 @@ class StatSource(Protocol):
 
 
 _COLLECTORS = {
-    "file": "streamkit.backends.file_stats",
+    "file": "streamkit.backends.file.stats",
     "redis": "streamkit.backends.redis.stats",
     "rediss": "streamkit.backends.redis.stats",
     "kafka": "streamkit.backends.kafka.stats",

@@ -134,7 +134,7 @@ def big_file(path: Path, megabytes: int) -> tuple[int, int]:
 
 
 async def seek_and_scan(path: Path, since: int) -> tuple[float, int, float, int, int]:
-    from streamkit.backends.file import FileConsumer
+    from streamkit.backends.file.streamer import FileConsumer
     from streamkit.connect import connect
 
     async with connect(f"file://{path}") as streamer:

@@ -27,7 +27,7 @@ from typing import Any, BinaryIO
 import click
 import orjson
 
-from streamkit.backends.file_reader import SeekTarget, SsFileReader, ss_path
+from streamkit.backends.file.reader import SeekTarget, SsFileReader, ss_path
 from streamkit.cli.progress import Progress
 from streamkit.errors import FileFormatError, UsageError
 from streamkit.formats.codec import SsDecoder, encode_log_lines  # C loops when built

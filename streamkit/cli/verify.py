@@ -22,8 +22,8 @@ import shutil
 
 import click
 
-from streamkit.backends.file_reader import ss_path
-from streamkit.backends.file_scan import Report, verify_file
+from streamkit.backends.file.reader import ss_path
+from streamkit.backends.file.scan import Report, verify_file
 from streamkit.cli.progress import Progress
 from streamkit.errors import BackendError, FileFormatError
 

@@ -12,7 +12,7 @@ from typing import Any, TypeVar
 import pytest
 
 from streamkit.backends.base import ProducerOptions
-from streamkit.backends.file import FileConsumer
+from streamkit.backends.file.streamer import FileConsumer
 from streamkit.connect import connect
 from streamkit.errors import EndOfStream, FileFormatError, UsageError
 from streamkit.formats.ss import Beacon, FileHeader, SsDecoder, SsEncoder, is_eos

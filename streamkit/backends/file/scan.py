@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from streamkit.backends.file_reader import SsFileReader
+from streamkit.backends.file.reader import SsFileReader
 from streamkit.errors import FileFormatError
 from streamkit.formats.crc16 import CRC16_INIT, crc16, word_table
 from streamkit.formats.ss import HEADER_SIZE, Beacon, FileHeader, Item, is_eos

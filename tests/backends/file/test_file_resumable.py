@@ -21,8 +21,8 @@ from typing import Any, TypeVar
 import pytest
 
 from streamkit.backends.base import ProducerOptions
-from streamkit.backends.file_reader import SsFileReader
-from streamkit.backends.file_stats import FileStatSource
+from streamkit.backends.file.reader import SsFileReader
+from streamkit.backends.file.stats import FileStatSource
 from streamkit.connect import connect
 from streamkit.errors import BackendError, DataError, EndOfStream, FileFormatError, UsageError
 from streamkit.message import Message

@@ -20,7 +20,7 @@ from dataclasses import replace
 from itertools import islice
 from operator import attrgetter, lt
 
-from streamkit.backends.file_reader import DIRECTORY_HINT
+from streamkit.backends.file.reader import DIRECTORY_HINT
 from streamkit.errors import BackendError, FileFormatError, UsageError
 from streamkit.formats.codec import SsEncoder  # the C frame loop when built
 from streamkit.formats.crc16 import CRC16_INIT, crc16_calc, word_table
@@ -77,7 +77,7 @@ def rebuild_state(path: str) -> tuple[int, int, dict[tuple[str, int], StreamStat
 
     The EOS frame a clean close leaves is not part of the state: the writer overwrites it.
     """
-    from streamkit.backends.file_reader import SsFileReader
+    from streamkit.backends.file.reader import SsFileReader
 
     builder = _StateBuilder()
     reader = SsFileReader(path)

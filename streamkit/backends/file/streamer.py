@@ -1,16 +1,16 @@
 """``file://PATH/KEYS``: SeaStreamer ``.ss`` files as a stream backend.
 
 Producers append (a new file gets a header; an existing one is resumed after its last good frame,
-see ``file_writer``), one ``write`` per batch, EOS and fsync on close. Consumers replay from the
+see ``writer``), one ``write`` per batch, EOS and fsync on close. Consumers replay from the
 start and stop at the end of the file as it was when they opened, or at EOS; with
 ``follow=True`` they keep reading as the file grows, like ``tail -f``, and an EOS is only a pause
 (the next writer resumes the file on top of it). They filter by the URI's keys and start at
 ``offset`` (a seq, inclusive) or ``since`` (a time, inclusive) by bisecting the beacons
-(``file_reader``).
+(``reader``).
 
 ``--mode resumable --group G`` remembers where a consumer got to: each ``commit`` (the relay
 calls it after the output flushed the batch) writes the byte offset after the last committed
-message to ``FILE.G.pos`` (``file_positions``), and the next consumer of the group starts there,
+message to ``FILE.G.pos`` (``positions``), and the next consumer of the group starts there,
 ignoring ``--offset``/``--since``. Load-balanced groups are refused: a file has no broker to
 share its messages out.
 """
@@ -34,7 +34,7 @@ from streamkit.backends.base import (
     Streamer,
     reject_unsupported,
 )
-from streamkit.backends.file_positions import (
+from streamkit.backends.file.positions import (
     TAIL_BYTES,
     OutputMark,
     Position,
@@ -45,8 +45,8 @@ from streamkit.backends.file_positions import (
     output_opened,
     writing,
 )
-from streamkit.backends.file_reader import READ_CHUNK, SeekTarget, SsFileReader
-from streamkit.backends.file_writer import SsFileWriter
+from streamkit.backends.file.reader import READ_CHUNK, SeekTarget, SsFileReader
+from streamkit.backends.file.writer import SsFileWriter
 from streamkit.errors import BackendError, EndOfStream, FileFormatError, UsageError
 from streamkit.formats.codec import SsDecoder
 from streamkit.formats.ss import HEADER_SIZE, Item

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from streamkit.backends.file import FileConsumer
+from streamkit.backends.file.streamer import FileConsumer
 from streamkit.connect import connect
 from streamkit.formats.ss import SsEncoder
 

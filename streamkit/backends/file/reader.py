@@ -1,7 +1,7 @@
 """Reading a ``.ss`` file: replay, snapshot or follow reads, and seeks by beacon bisection.
 
 Synchronous on purpose: reads of a local file take microseconds, so the async consumer
-(``backends/file.py``) calls this directly and only sleeps between polls when following; the
+(``file/streamer.py``) calls this directly and only sleeps between polls when following; the
 ``decode`` and ``verify`` commands use it without an event loop at all.
 
 Every byte taken from the file goes through ``_read``, which counts it in ``bytes_read``: the

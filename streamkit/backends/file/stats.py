@@ -11,8 +11,8 @@ import asyncio
 import os
 
 from streamkit.backends.base import ConnectOptions
-from streamkit.backends.file_positions import group_states
-from streamkit.backends.file_scan import verify_file
+from streamkit.backends.file.positions import group_states
+from streamkit.backends.file.scan import verify_file
 from streamkit.message import INTERNAL_KEY, now_ms
 from streamkit.stats import (
     FileStat,

@@ -31,7 +31,7 @@ import re
 import time
 from dataclasses import dataclass
 
-from streamkit.backends.file_reader import SsFileReader
+from streamkit.backends.file.reader import SsFileReader
 from streamkit.errors import BackendError, DataError, FileFormatError, UsageError
 from streamkit.formats.ss import HEADER_SIZE
 from streamkit.message import INTERNAL_KEY, Message
