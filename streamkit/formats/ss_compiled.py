@@ -2,7 +2,7 @@
 
 Only ``_fast`` (the frames between two beacon offsets) changes: ``_speedups.ss_scan`` parses
 them, checks trailer, timestamp and CRC-16 per frame and builds the Message objects. At a frame
-that fails a check it stops, and the pure ``_scan`` of ss.py takes over from that frame, so
+that fails a check it stops, and the pure ``_scan`` of ss_decoder.py takes over from that frame, so
 every error (its text and offset) comes from ss.py. Beacons, spliced frames, seeks and the
 header stay in ss.py. Importing this module raises ImportError when the extension was not built.
 """
@@ -14,6 +14,7 @@ from collections.abc import Iterable
 from streamkit.formats import _speedups
 from streamkit.formats import ss as _ss
 from streamkit.formats.ss import Item
+from streamkit.formats.ss_decoder import _EXACT_CHECK, _NO_CHECK
 from streamkit.message import BROADCAST, Message
 
 __all__ = ["SsDecoder", "SsEncoder"]
@@ -57,7 +58,7 @@ class SsDecoder(_ss.SsDecoder):
         if ended:
             self.ended = True
         elif stopped:  # a frame failed a check: ss.py's exact scan names the damage
-            self._scan(out, limit, _ss._EXACT_CHECK if self._verify else _ss._NO_CHECK)
+            self._scan(out, limit, _EXACT_CHECK if self._verify else _NO_CHECK)
             return True
         return i != start
 
