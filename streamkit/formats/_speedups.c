@@ -1439,9 +1439,37 @@ ss_encode(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
 static PyObject *kn_error, *kn_headers, *kn_value, *kn_key, *kn_partition, *kn_offset,
     *kn_timestamp, *kn_topic;
 
-static inline PyObject *
-call_method0(PyObject *obj, PyObject *name)
+/* The method descriptors of confluent-kafka's message type, looked up once: calling them
+ * directly skips the attribute lookup per call (seven calls per record). */
+enum { K_ERROR, K_HEADERS, K_VALUE, K_KEY, K_PARTITION, K_OFFSET, K_TIMESTAMP, K_TOPIC, K_COUNT };
+static PyTypeObject *k_type = NULL;
+static PyObject *k_methods[K_COUNT];
+
+static int
+learn_kafka_type(PyTypeObject *type, PyObject *const *names)
 {
+    PyObject *found[K_COUNT];
+    for (int k = 0; k < K_COUNT; k++) {
+        found[k] = PyObject_GetAttr((PyObject *)type, names[k]);
+        if (found[k] == NULL || !PyCallable_Check(found[k])) {
+            for (int j = 0; j <= k; j++)
+                Py_XDECREF(found[j]);
+            PyErr_Clear();
+            return 0;
+        }
+    }
+    for (int k = 0; k < K_COUNT; k++)
+        Py_XSETREF(k_methods[k], found[k]);
+    Py_INCREF(type);
+    Py_XSETREF(k_type, type);
+    return 1;
+}
+
+static inline PyObject *
+call_method0(PyObject *obj, PyObject *name, int which)
+{
+    if (Py_IS_TYPE(obj, k_type))
+        return PyObject_Vectorcall(k_methods[which], &obj, 1, NULL);
     return PyObject_VectorcallMethod(name, &obj, 1 | PY_VECTORCALL_ARGUMENTS_OFFSET, NULL);
 }
 
@@ -1479,6 +1507,11 @@ kafka_records(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
             return NULL;
     }
     PyObject *raw = args[0], *topic = args[2], *last = args[3], *out = args[4];
+    if (PyList_GET_SIZE(raw) > 0 && !Py_IS_TYPE(PyList_GET_ITEM(raw, 0), k_type)) {
+        PyObject *names[K_COUNT] = {kn_error,  kn_headers, kn_value,     kn_key,
+                                    kn_partition, kn_offset, kn_timestamp, kn_topic};
+        learn_kafka_type(Py_TYPE(PyList_GET_ITEM(raw, 0)), names);
+    }
     Py_ssize_t i = PyLong_AsSsize_t(args[1]);
     if (i == -1 && PyErr_Occurred())
         return NULL;
@@ -1489,27 +1522,27 @@ kafka_records(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
         PyObject *m = PyList_GET_ITEM(raw, i);
         PyObject *value = NULL, *part = NULL, *offset = NULL, *ts = NULL, *key = NULL,
                  *stream = NULL, *obj = NULL;
-        PyObject *probe = call_method0(m, kn_error);
+        PyObject *probe = call_method0(m, kn_error, K_ERROR);
         if (probe == NULL)
             goto fail;
         Py_DECREF(probe);
         if (probe != Py_None)
             break;
-        probe = call_method0(m, kn_headers);
+        probe = call_method0(m, kn_headers, K_HEADERS);
         if (probe == NULL)
             goto fail;
         Py_DECREF(probe);
         if (probe != Py_None)
             break;
-        value = call_method0(m, kn_value);
+        value = call_method0(m, kn_value, K_VALUE);
         if (value == NULL)
             goto fail;
         if (!PyBytes_CheckExact(value)) {
             Py_DECREF(value);
             break;
         }
-        part = call_method0(m, kn_partition);
-        offset = call_method0(m, kn_offset);
+        part = call_method0(m, kn_partition, K_PARTITION);
+        offset = call_method0(m, kn_offset, K_OFFSET);
         if (part == NULL || offset == NULL)
             goto fail_record;
         if (last != Py_None) {
@@ -1526,7 +1559,7 @@ kafka_records(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
                 break;
             }
         }
-        PyObject *stamp = call_method0(m, kn_timestamp);
+        PyObject *stamp = call_method0(m, kn_timestamp, K_TIMESTAMP);
         if (stamp == NULL)
             goto fail_record;
         if (!PyTuple_Check(stamp) || PyTuple_GET_SIZE(stamp) != 2) {
@@ -1536,8 +1569,8 @@ kafka_records(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
         }
         ts = Py_NewRef(PyTuple_GET_ITEM(stamp, 1));
         Py_DECREF(stamp);
-        key = call_method0(m, kn_key);
-        stream = topic == Py_None ? call_method0(m, kn_topic) : Py_NewRef(topic);
+        key = call_method0(m, kn_key, K_KEY);
+        stream = topic == Py_None ? call_method0(m, kn_topic, K_TOPIC) : Py_NewRef(topic);
         if (key == NULL || stream == NULL)
             goto fail_record;
         obj = msg_type->tp_alloc(msg_type, 0);
