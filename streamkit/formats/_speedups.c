@@ -1493,7 +1493,7 @@ kafka_records(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
         PyErr_SetString(PyExc_RuntimeError, "_speedups.configure() was not called");
         return NULL;
     }
-    if (kn_error == NULL) {
+    if (kn_topic == NULL) { /* all or none: kn_topic is made last */
         kn_error = PyUnicode_InternFromString("error");
         kn_headers = PyUnicode_InternFromString("headers");
         kn_value = PyUnicode_InternFromString("value");
@@ -1503,8 +1503,10 @@ kafka_records(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
         kn_timestamp = PyUnicode_InternFromString("timestamp");
         kn_topic = PyUnicode_InternFromString("topic");
         if (!kn_error || !kn_headers || !kn_value || !kn_key || !kn_partition || !kn_offset ||
-            !kn_timestamp || !kn_topic)
+            !kn_timestamp || !kn_topic) {
+            Py_CLEAR(kn_topic);
             return NULL;
+        }
     }
     PyObject *raw = args[0], *topic = args[2], *last = args[3], *out = args[4];
     if (PyList_GET_SIZE(raw) > 0 && !Py_IS_TYPE(PyList_GET_ITEM(raw, 0), k_type)) {
