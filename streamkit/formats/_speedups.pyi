@@ -42,3 +42,6 @@ def ss_encode(
     state_type: type,
     /,
 ) -> tuple[bytes, int, int, bool]: ...
+def kafka_records(
+    raw: list[Any], i: int, topic: str | None, last: dict[Any, int] | None, out: list[Message], /
+) -> int: ...

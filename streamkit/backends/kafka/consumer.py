@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from confluent_kafka import (
@@ -39,8 +39,17 @@ from streamkit.backends.kafka.positions import (
     watermarks,
 )
 from streamkit.errors import BackendError, EndOfStream
+from streamkit.formats import codec
 from streamkit.message import Message, now_ms
 from streamkit.timeutil import format_ms
+
+_records: Callable[[list[Any], int, str | None, dict[Any, int] | None, list[Message]], int] | None
+_records = None
+"""``_speedups.kafka_records`` with the C codec (see ``_convert_plain``), None on the pure path."""
+if codec.IMPLEMENTATION == "C":
+    from streamkit.formats import _speedups
+
+    _records = _speedups.kafka_records
 
 __all__ = ["KafkaConsumer"]
 
@@ -272,12 +281,42 @@ class KafkaConsumer(Consumer):
         return self._convert_window(raw)
 
     def _convert_plain(self, raw: list[Any]) -> list[Message]:
-        """The hot path: every message, or (``-e``) every message before the fixed ends."""
+        """The hot path: every message, or (``-e``) every message before the fixed ends.
+
+        With the C codec, ``kafka_records`` converts runs of plain records (no error, headers
+        or null value, before the partition's last offset); each record it stops at goes
+        through ``_plain_python``, the reference, and C resumes after it."""
+        single = self._topics[0] if len(self._topics) == 1 else None
+        last = self._last_offsets(single)
+        if _records is None or single is None:
+            return self._plain_python(raw, single, last, [])
         out: list[Message] = []
+        index, size = 0, len(raw)
+        while True:
+            index = _records(raw, index, single, last, out)
+            if index >= size:
+                return out
+            self._plain_python(raw[index : index + 1], single, last, out)
+            index += 1
+
+    def _last_offsets(self, single: str | None) -> dict[Any, int] | None:
+        """With ``-e``: the last offset to deliver per partition, keyed by the partition number
+        alone for one topic (no tuple per message); None while following."""
+        ends = self._ends
+        if ends is None:
+            return None
+        last = self._last
+        if last is None:
+            last = {(p if single else (t, p)): end - 1 for (t, p), end in ends.items()}
+            self._last = last
+        return last
+
+    def _plain_python(
+        self, raw: list[Any], single: str | None, last: dict[Any, int] | None, out: list[Message]
+    ) -> list[Message]:
         append = out.append
         ends = self._ends
-        single = self._topics[0] if len(self._topics) == 1 else None
-        if ends is None:
+        if ends is None or last is None:
             for m in raw:
                 if m.error() is not None:
                     self._event(m)
@@ -295,12 +334,6 @@ class KafkaConsumer(Consumer):
                     )
                 )
             return out
-        # Last offset to deliver per partition; keyed by the partition number alone for one
-        # topic (no tuple per message).
-        last = self._last
-        if last is None:
-            last = {(p if single else (t, p)): end - 1 for (t, p), end in ends.items()}
-            self._last = last
         for m in raw:
             if m.error() is not None:
                 self._event(m)
