@@ -52,8 +52,8 @@ def ratios(markdown: str) -> list[tuple[str, float]]:
         if header[0].lower().startswith("ratio"):
             label = re.sub(r"\s*\(target[^)]*\)", "", cells[0])
         elif last.startswith("vs ") and any("streamkit" in c or "relay" in c for c in cells[:-1]):
-            if "reference" in cells[0]:
-                continue
+            if "reference" in cells[0] or last[3:] in " ".join(cells[:-1]).lower():
+                continue  # the yardstick's own row (1.00 by definition)
             label = f"{section}: " + " ".join(c for c in cells[:2] if not c[:1].isdigit())
         else:
             continue
