@@ -1,9 +1,4 @@
-"""The stdio backend: the line format on stdin and stdout.
-
-One process has one stdin and one stdout, so every stdio streamer in a process shares one
-``_StdinHub`` (reads big chunks, decodes them, routes messages to consumers by key and group)
-and one ``_StdoutWriter`` (one ``write`` per batch, sequence counters per key shared by all
-producers, as SeaStreamer does).
+"""stdin: the process's one reader of fd 0 (``_StdinHub``) and the consumers it feeds.
 
 Routing (spec/line-format.md): a consumer with keys receives lines of those keys and every
 ``broadcast`` line; a consumer without keys receives everything. Consumers in one group share
@@ -20,34 +15,19 @@ from __future__ import annotations
 import asyncio
 import fcntl
 import os
-import select
 import stat
 import sys
-from collections.abc import Callable, Sequence
 from itertools import compress as _compress
 from operator import attrgetter
 from operator import not_ as _not
 from operator import or_ as _or
-from typing import Any
 
-from streamkit.backends.base import (
-    ConnectOptions,
-    Consumer,
-    ConsumerOptions,
-    Payload,
-    Producer,
-    ProducerOptions,
-    Streamer,
-    reject_unsupported,
-)
-from streamkit.errors import DataError, EndOfStream, UsageError
+from streamkit.backends.base import Consumer, ConsumerOptions
+from streamkit.errors import EndOfStream, UsageError
 from streamkit.formats import line
-from streamkit.formats.codec import LineDecoder, encode_lines
-from streamkit.formats.jsonl import JsonLineDecoder, encode_json_lines
-from streamkit.message import BROADCAST, Message, now_ms
-from streamkit.uri import StreamUri
-
-__all__ = ["StdioConsumer", "StdioProducer", "StdioStreamer", "open_streamer", "relay_lines"]
+from streamkit.formats.codec import LineDecoder
+from streamkit.formats.jsonl import JsonLineDecoder
+from streamkit.message import Message
 
 CHUNK_SIZE = 1 << 16
 """Bytes per read. A pipe hands over at most 64 KiB anyway; from a file or a socket, bigger
@@ -196,27 +176,7 @@ def _resolve(future: asyncio.Future[None]) -> None:
         future.set_result(None)
 
 
-class _StdoutWriter:
-    """The one writer of fd 1 in this process: whole batches per ``write``."""
-
-    def __init__(self, fd: int = 1) -> None:
-        self.fd = fd
-        self.next_seq: dict[str, int] = {}
-
-    def write(self, data: bytes | bytearray) -> None:
-        view = memoryview(data)
-        while view:
-            try:
-                written = os.write(self.fd, view)
-            except BlockingIOError:
-                # stdout shares a non-blocking file description with a terminal stdin.
-                select.select([], [self.fd], [])
-                continue
-            view = view[written:]
-
-
 _hub: _StdinHub | None = None
-_writer: _StdoutWriter | None = None
 
 
 def _stdin_hub() -> _StdinHub:
@@ -224,13 +184,6 @@ def _stdin_hub() -> _StdinHub:
     if _hub is None:
         _hub = _StdinHub()
     return _hub
-
-
-def _stdout_writer() -> _StdoutWriter:
-    global _writer
-    if _writer is None:
-        _writer = _StdoutWriter()
-    return _writer
 
 
 class StdioConsumer(Consumer):
@@ -320,192 +273,3 @@ class StdioConsumer(Consumer):
                 self.hub.consumers.remove(self)
             if not self.hub.consumers:
                 self.hub.restore()
-
-
-class StdioProducer(Producer):
-    """Writes the line format (or JSON lines) to stdout, one ``write`` per batch."""
-
-    def __init__(
-        self,
-        writer: _StdoutWriter,
-        stream_key: str | None,
-        options: ProducerOptions,
-        clock: Callable[[], int] = now_ms,
-    ) -> None:
-        super().__init__(stream_key)
-        self.writer = writer
-        self.clock = clock
-        self._encode: Callable[[Sequence[Message], str | None], bytes]
-        if options.output_format == "json":
-            self._encode = encode_json_lines
-        elif options.output_format == "line":
-            self._encode = encode_lines
-        else:
-            raise UsageError(
-                f"unknown output format {options.output_format!r}: use line or json",
-                "--output-format",
-            )
-        self.closed = False
-
-    async def send_many(self, items: Sequence[Payload]) -> None:
-        if self.closed:
-            raise UsageError("send on a closed producer", "stdio:///")
-        if not items:
-            return
-        messages = self._messages(items)
-        try:
-            data = self._encode(messages, self.stream_key)
-        except DataError:
-            # A message the format cannot carry: write every message before it, then fail.
-            for index in range(len(messages)):
-                try:
-                    self._encode(messages[index : index + 1], self.stream_key)
-                except DataError:
-                    if index:
-                        self.writer.write(self._encode(messages[:index], self.stream_key))
-                    raise
-            raise
-        self.writer.write(data)
-
-    def _messages(self, items: Sequence[Payload]) -> Sequence[Message]:
-        if not items or set(map(type, items)) == {Message}:  # C-level check of the whole batch
-            return items  # type: ignore[return-value]
-        now = self.clock()
-        key = self.stream_key or BROADCAST
-        next_seq = self.writer.next_seq
-        out = []
-        for item in items:
-            if isinstance(item, Message):
-                out.append(item)
-                continue
-            payload = item.encode("utf-8") if isinstance(item, str) else bytes(item)
-            seq = next_seq.get(key, 0)
-            next_seq[key] = seq + 1
-            out.append(Message(key, 0, seq, now, payload))
-        return out
-
-    def use_encoder(self, encode: Callable[[Sequence[Message], str | None], bytes]) -> None:
-        """Write batches with ``encode`` instead of the --output-format's (relay's -f)."""
-        self._encode = encode
-
-    async def flush(self) -> None:
-        """Every batch is written by ``send_many`` itself; nothing is held back."""
-
-    async def close(self) -> None:
-        self.closed = True
-
-
-class StdioStreamer(Streamer):
-    async def producer(
-        self, stream_key: str | None = None, options: ProducerOptions | None = None
-    ) -> Producer:
-        options = options or ProducerOptions()
-        reject_unsupported(options, "stdio", {"output_format", "end_with_eos"})
-        return StdioProducer(_stdout_writer(), stream_key, options)
-
-    async def _open_consumer(
-        self, stream_keys: tuple[str, ...], options: ConsumerOptions
-    ) -> Consumer:
-        reject_unsupported(
-            options,
-            "stdio",
-            {
-                "offset",
-                "since",
-                "until",
-                "mode",
-                "group",
-                "follow",
-                "on_invalid",
-                "no_meta",
-                "input_format",
-            },
-        )
-        if options.offset not in (None, "start"):
-            raise UsageError("stdin cannot seek: --offset must be start (the default)", "--offset")
-        if options.follow:
-            raise UsageError(
-                "stdin is always read to its end; --follow applies to files", "--follow"
-            )
-        if options.mode == "resumable":
-            raise UsageError(
-                "the stdio backend has no stored position: --mode resumable "
-                "needs redis://, kafka:// or memory://",
-                "--mode",
-            )
-        hub = _stdin_hub()
-        hub.configure(options)
-        consumer = StdioConsumer(hub, stream_keys, options)
-        hub.consumers.append(consumer)
-        return consumer
-
-
-async def open_streamer(uri: StreamUri, options: ConnectOptions) -> Streamer:
-    reject_unsupported(options, "stdio", {"connect_timeout", "verbose"})
-    return StdioStreamer(uri, options)
-
-
-async def relay_lines(consumer: Consumer, producer: Producer) -> int | None:
-    """stdin → stdout in the line format without a Message per line; None if not applicable.
-
-    The compiled decoder turns each chunk read into the output lines directly (copying lines
-    already in canonical form, formatting the others, dropping keys the consumer does not
-    read, renaming to the producer's key); lines it does not take go through the pure parser
-    and encoder one by one, so output, errors and exit codes are those of the batch loop. Taken
-    only for one ungrouped consumer without ``--since``/``--until`` and line output; returns
-    the number of messages written.
-    """
-    if not isinstance(consumer, StdioConsumer) or not isinstance(producer, StdioProducer):
-        return None
-    hub = consumer.hub
-    decoder = hub.decoder
-    options = consumer.options
-    if (
-        not hasattr(decoder, "feed_into")
-        or producer._encode is not encode_lines
-        or producer.closed
-        or consumer.group is not None
-        or options.since is not None
-        or options.until is not None
-        or hub.consumers != [consumer]
-        or consumer._pending
-        or hub.eof
-    ):
-        return None
-    transcoder: Any = decoder  # the compiled LineDecoder (line_compiled), by feed_into
-    keep = consumer.keys or None
-    out_key = producer.stream_key
-    writer = producer.writer
-    sink = bytearray()
-    try:
-        return await _transcode(hub, transcoder, sink, writer, keep, out_key)
-    finally:
-        left_out: dict[str, int] | None = transcoder.left_out
-        if left_out:  # the key filter's count, for the CLI's note at exit
-            consumer.filtered += sum(left_out.values())
-            consumer.filtered_keys.update(sorted(left_out)[:_FILTERED_KEYS_KEPT])
-
-
-async def _transcode(
-    hub: Any, transcoder: Any, sink: bytearray, writer: Any, keep: Any, out_key: str | None
-) -> int:
-    while not hub.stopped.is_set():  # after stop() nothing new is read (as in pump)
-        data = await hub._read()
-        if data is None:
-            break
-        try:
-            if data:
-                transcoder.feed_into(data, sink, keep, out_key)
-            else:
-                transcoder.finish_into(sink, keep, out_key)
-        finally:
-            if sink:  # what precedes a bad line or message is written first
-                writer.write(sink)
-                sink.clear()
-        if transcoder.error is not None:
-            raise transcoder.error
-        if not data:
-            break
-    hub.eof = True
-    relayed: int = transcoder.relayed
-    return relayed
