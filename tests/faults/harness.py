@@ -376,3 +376,23 @@ def write_sample(path: Path, count: int = 600, seed: int = 1, beacon_interval: i
             await producer.close()
 
     asyncio.run(main())
+
+
+def fill(url: str, key: str, count: int, prefix: bytes = b"m", timeout: float = 60) -> list[bytes]:
+    """Write ``count`` distinct payloads (``PREFIX-N``) to ``key`` through the library, in
+    batches; returns them, the "sent" side of a tally."""
+    import asyncio
+
+    from streamkit import connect
+
+    items = [b"%s-%d" % (prefix, n) for n in range(count)]
+
+    async def main() -> None:
+        async with connect(url) as streamer:
+            producer = await streamer.producer(key)
+            for start in range(0, count, 10_000):
+                await producer.send_many(items[start : start + 10_000])
+            await producer.close()
+
+    asyncio.run(asyncio.wait_for(main(), timeout))
+    return items

@@ -32,7 +32,7 @@ from pathlib import Path
 import pytest
 
 from streamkit.connect import connect
-from tests.faults.harness import no_traceback, record, spawn, tally
+from tests.faults.harness import fill, no_traceback, record, spawn, tally
 from tests.servers.kafka_broker import KafkaBroker
 from tests.servers.redis_server import RedisServer
 
@@ -105,20 +105,6 @@ def _read_back(url: str, key: str) -> list[bytes]:
             return out
 
     return asyncio.run(asyncio.wait_for(main(), 60))
-
-
-def _fill(url: str, key: str, count: int) -> list[bytes]:
-    items = [b"m-%d" % n for n in range(count)]
-
-    async def main() -> None:
-        async with connect(url) as streamer:
-            producer = await streamer.producer(key)
-            for start in range(0, count, 5000):
-                await producer.send_many(items[start : start + 5000])
-            await producer.close()
-
-    asyncio.run(asyncio.wait_for(main(), 60))
-    return items
 
 
 # --------------------------------------------------------------------------- producer relays
@@ -246,7 +232,7 @@ def _pending(server: RedisServer, key: str) -> int:
 
 def test_redis_resumable_consumer_through_a_pause(redis_restartable: RedisServer) -> None:
     server = redis_restartable
-    sent = _fill(server.url, "k", 20_000)
+    sent = fill(server.url, "k", 20_000)
     got, _ = _consume_through_fault(
         server.stream_url("k"), lambda: _pause(server.process), len(sent)
     )
@@ -258,7 +244,7 @@ def test_redis_resumable_consumer_through_a_pause(redis_restartable: RedisServer
 
 def test_redis_resumable_consumer_through_kill_and_restart(redis_aof: RedisServer) -> None:
     server = redis_aof
-    sent = _fill(server.url, "k", 20_000)
+    sent = fill(server.url, "k", 20_000)
 
     def crash() -> Callable[[], None]:
         server.stop(save=False)
@@ -277,7 +263,7 @@ def test_kafka_resumable_consumer_through_a_pause(kafka_restartable: KafkaBroker
     broker = kafka_restartable
     topic = broker.topic()
     broker.create_topic(topic)
-    sent = _fill(f"kafka://{broker.address}", topic, 20_000)
+    sent = fill(f"kafka://{broker.address}", topic, 20_000)
     got, _ = _consume_through_fault(broker.uri(topic), lambda: _pause(_tansu(broker)), len(sent))
     counts = tally(sent, got)
     assert (counts.lost, counts.duplicated, counts.invented) == (0, 0, 0), counts
@@ -304,7 +290,7 @@ def test_redis_resumable_consumer_sigterm_then_resume(
 ) -> None:
     """SIGTERM mid-stream: the relay writes what it read, acks it, exits 143 at once; a second
     run of the same group delivers exactly the rest."""
-    sent = _fill(redis_server.url, unique_key, 20_000)
+    sent = fill(redis_server.url, unique_key, 20_000)
     args = ["relay", "--input", redis_server.stream_url(unique_key), "--output", "stdio:///",
             "--mode", "resumable", "--group", "G", "--offset", "start", "-e"]  # fmt: skip
     first = spawn(*args)

@@ -5,7 +5,6 @@ before the fixes landed, and failed then.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import re
 import signal
@@ -17,9 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from streamkit.connect import connect
 from tests.faults.damage import Sample, cases
-from tests.faults.harness import Cli, message_lines, no_traceback, record, run, spawn, tally
+from tests.faults.harness import Cli, fill, message_lines, no_traceback, record, run, spawn, tally
 from tests.servers.kafka_broker import KafkaBroker
 from tests.servers.redis_server import RedisServer
 
@@ -182,20 +180,6 @@ def _read_at(stream: object, rate: float, lines: list[bytes], stop: threading.Ev
             break
 
 
-def _fill(url: str, topic: str, count: int) -> list[bytes]:
-    items = [b"k-%d" % n for n in range(count)]
-
-    async def main() -> None:
-        async with connect(url) as streamer:
-            producer = await streamer.producer(topic)
-            for start in range(0, count, 10_000):
-                await producer.send_many(items[start : start + 10_000])
-            await producer.close()
-
-    asyncio.run(asyncio.wait_for(main(), 120))
-    return items
-
-
 def _sigterm_run(args: list[str], rate: float, after: float) -> tuple[list[bytes], int, float]:
     relay = spawn(*args)
     lines: list[bytes] = []
@@ -232,7 +216,7 @@ def test_kafka_relay_stops_reading_on_sigterm(mode: str, kafka_broker: KafkaBrok
     run of the group delivers exactly the rest: nothing lost, nothing twice."""
     topic = kafka_broker.topic("sigterm")
     kafka_broker.create_topic(topic)
-    sent = _fill(f"kafka://{kafka_broker.address}", topic, 250_000)
+    sent = fill(f"kafka://{kafka_broker.address}", topic, 250_000, prefix=b"k", timeout=120)
     args = ["relay", "--input", kafka_broker.uri(topic), "--output", "stdio:///",
             "--offset", "start", "-e"]  # fmt: skip
     if mode == "resumable":
