@@ -748,6 +748,23 @@ meta_line(Scan *s, const unsigned char *line, Py_ssize_t n)
     return LINE_DONE;
 }
 
+/* Every entry point needs the Message type from configure(); the .ss ones (`with_crc`) also
+ * the CRC table, built on first use. 0 with RuntimeError set when configure() was not called. */
+static int crc_ready;
+static void crc_init(void);
+
+static int
+configured(int with_crc)
+{
+    if (msg_type == NULL) {
+        PyErr_SetString(PyExc_RuntimeError, "_speedups.configure() was not called");
+        return 0;
+    }
+    if (with_crc && !crc_ready)
+        crc_init();
+    return 1;
+}
+
 /* scan(chunk, pos, number, now, no_meta, counters, out, flags, clock, sink, keep, out_key,
  *      left_out)
  *   → (pos, number, now, stopped, emitted)
@@ -767,10 +784,8 @@ scan(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
         PyErr_SetString(PyExc_TypeError, "scan() takes 13 arguments");
         return NULL;
     }
-    if (msg_type == NULL) {
-        PyErr_SetString(PyExc_RuntimeError, "_speedups.configure() was not called");
+    if (!configured(0))
         return NULL;
-    }
     PyObject *chunk = args[0];
     if (!PyBytes_Check(chunk) || !PyDict_Check(args[5])) {
         PyErr_SetString(PyExc_TypeError, "scan(): chunk must be bytes and counters a dict");
@@ -886,10 +901,8 @@ encode(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
         return NULL;
     }
     PyObject *other = nargs == 3 && args[2] != Py_None ? args[2] : NULL;
-    if (msg_type == NULL) {
-        PyErr_SetString(PyExc_RuntimeError, "_speedups.configure() was not called");
+    if (!configured(0))
         return NULL;
-    }
     PyObject *messages = args[0];
     PyObject *forced = args[1] == Py_None ? NULL : args[1];
     const char *forced_text = NULL;
@@ -1108,12 +1121,8 @@ ss_scan(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
         PyErr_SetString(PyExc_TypeError, "ss_scan(bytes, i, lim, limit, list, verify)");
         return NULL;
     }
-    if (msg_type == NULL) {
-        PyErr_SetString(PyExc_RuntimeError, "_speedups.configure() was not called");
+    if (!configured(1))
         return NULL;
-    }
-    if (!crc_ready)
-        crc_init();
     const unsigned char *buf = (const unsigned char *)PyBytes_AS_STRING(args[0]);
     Py_ssize_t size_of_buf = PyBytes_GET_SIZE(args[0]);
     Py_ssize_t i = PyLong_AsSsize_t(args[1]);
@@ -1261,12 +1270,8 @@ ss_encode(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
                         "ss_encode(list, start, key, position, interval, dict, StreamState)");
         return NULL;
     }
-    if (msg_type == NULL) {
-        PyErr_SetString(PyExc_RuntimeError, "_speedups.configure() was not called");
+    if (!configured(1))
         return NULL;
-    }
-    if (!crc_ready)
-        crc_init();
     PyObject *messages = args[0], *forced = args[2] == Py_None ? NULL : args[2];
     PyObject *streams = args[5], *state_type = args[6];
     Py_ssize_t index = PyLong_AsSsize_t(args[1]);
@@ -1489,10 +1494,8 @@ kafka_records(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
         PyErr_SetString(PyExc_TypeError, "kafka_records(list, i, topic, last, list)");
         return NULL;
     }
-    if (msg_type == NULL) {
-        PyErr_SetString(PyExc_RuntimeError, "_speedups.configure() was not called");
+    if (!configured(0))
         return NULL;
-    }
     if (kn_topic == NULL) { /* all or none: kn_topic is made last */
         kn_error = PyUnicode_InternFromString("error");
         kn_headers = PyUnicode_InternFromString("headers");
