@@ -49,6 +49,7 @@ if os.environ.get("STREAMKIT_PURE_PYTHON") != "1":
         Extension(
             "streamkit.formats._speedups",
             ["streamkit/formats/_speedups.c"],
+            depends=["streamkit/formats/_speedups_redis.c"],
             extra_compile_args=_FLAGS,
             extra_link_args=["-fsanitize=address,undefined"] if _SANITIZE else [],
             optional=True,

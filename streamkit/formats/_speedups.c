@@ -1610,6 +1610,8 @@ fail:
     return NULL;
 }
 
+#include "_speedups_redis.c" /* the Redis codec: its own file, same module */
+
 /* ---------------------------------------------------------------- module */
 
 static PyMethodDef methods[] = {
@@ -1626,6 +1628,7 @@ static PyMethodDef methods[] = {
      "ss_scan(buf, i, lim, limit, out, verify) -> (i, frame_start, ended, stopped)"},
     {"kafka_records", (PyCFunction)(void (*)(void))kafka_records, METH_FASTCALL,
      "kafka_records(raw, i, topic, last, out) -> index of the first record left to Python"},
+    REDIS_METHODS
     {NULL, NULL, 0, NULL},
 };
 

@@ -1,6 +1,6 @@
 """Types of the compiled line codec (streamkit/formats/_speedups.c)."""
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from streamkit.message import Message
@@ -45,3 +45,15 @@ def ss_encode(
 def kafka_records(
     raw: list[Any], i: int, topic: str | None, last: dict[Any, int] | None, out: list[Message], /
 ) -> int: ...
+def redis_pack_xadd(entries: Sequence[tuple[str, bytes, bytes, int]], /) -> bytes | None: ...
+def redis_convert_entries(
+    entries: Sequence[Any],
+    start: int,
+    stream_key: str,
+    shard_id: int,
+    end_seq: int,
+    until_ms: int,
+    field_name: bytes,
+    out: list[Message],
+    /,
+) -> tuple[int, bool]: ...

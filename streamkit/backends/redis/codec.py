@@ -1,0 +1,29 @@
+"""Which Redis codec this process uses (XADD packing, XREAD entries → Messages), chosen once.
+
+The compiled one (``resp_compiled``: C loops in ``streamkit.formats._speedups``) when the
+extension was built and ``STREAMKIT_PURE_PYTHON`` is not ``1``; otherwise the pure-Python
+reference ``resp``. Both give the same bytes and messages (tests/backends/redis run every
+codec test against both), as the line and ``.ss`` codecs of ``streamkit.formats.codec`` do.
+"""
+
+from __future__ import annotations
+
+import os
+
+from streamkit.backends.redis import resp as _pure
+
+__all__ = ["IMPLEMENTATION", "convert_entries", "pack_xadd"]
+
+pack_xadd: _pure.Pack = _pure.pack_xadd
+convert_entries: _pure.Convert = _pure.convert_entries
+IMPLEMENTATION = "pure Python"
+
+if os.environ.get("STREAMKIT_PURE_PYTHON", "") != "1":
+    try:
+        from streamkit.backends.redis import resp_compiled as _compiled
+    except ImportError:
+        IMPLEMENTATION = "pure Python (the C codec is not built)"
+    else:
+        pack_xadd = _compiled.pack_xadd
+        convert_entries = _compiled.convert_entries
+        IMPLEMENTATION = "C"
