@@ -14,6 +14,10 @@
  *   fields None or not led by `field_name`) or past the shard's end (`past` true), and also at
  *   anything it does not judge (an id that is not ASCII digits-digits, a value of another type):
  *   reading.py's per-entry rules take those, so every result and error is the pure code's.
+ *
+ * redis_skip_replies(buf, pos, count) -> (pos, skipped, why)
+ *   Skips up to `count` plain replies ($n bulk strings, + and : lines) of `buf` from `pos`;
+ *   why: 0 count reached, 1 the data ends within a reply, 2 the reply at pos is not plain.
  */
 
 #define REDIS_MAX_SUB 0xFFFFULL
@@ -313,9 +317,97 @@ done:
     return Py_BuildValue("(nO)", i, past ? Py_True : Py_False);
 }
 
+static PyObject *
+redis_skip_replies(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 3 || !PyBytes_Check(args[0])) {
+        PyErr_SetString(PyExc_TypeError, "redis_skip_replies(bytes, pos, count)");
+        return NULL;
+    }
+    Py_ssize_t pos = PyLong_AsSsize_t(args[1]);
+    if (pos == -1 && PyErr_Occurred())
+        return NULL;
+    Py_ssize_t count = PyLong_AsSsize_t(args[2]);
+    if (count == -1 && PyErr_Occurred())
+        return NULL;
+    const char *buf = PyBytes_AS_STRING(args[0]);
+    Py_ssize_t end = PyBytes_GET_SIZE(args[0]);
+    if (pos < 0) {
+        PyErr_SetString(PyExc_ValueError, "redis_skip_replies: negative position");
+        return NULL;
+    }
+    Py_ssize_t skipped = 0;
+    int why = 0;
+    while (skipped < count) {
+        if (pos >= end) {
+            why = 1;
+            break;
+        }
+        char kind = buf[pos];
+        const char *eol = NULL;
+        for (const char *p = buf + pos; p + 1 < buf + end; p++) {
+            p = memchr(p, '\r', (size_t)(buf + end - 1 - p));
+            if (p == NULL)
+                break;
+            if (p[1] == '\n') {
+                eol = p;
+                break;
+            }
+        }
+        if (eol == NULL) {
+            if (kind == '$' && end - pos >= 32)
+                why = 2;
+            else
+                why = (kind == '$' || kind == '+' || kind == ':') ? 1 : 2;
+            break;
+        }
+        if (kind == '$') {
+            const char *d = buf + pos + 1;
+            Py_ssize_t len = 0, ndigits = eol - d;
+            if (ndigits < 1 || ndigits > 18) {
+                why = 2;
+                break;
+            }
+            int ok = 1;
+            for (; d < eol; d++) {
+                if (*d < '0' || *d > '9') {
+                    ok = 0;
+                    break;
+                }
+                len = len * 10 + (*d - '0');
+            }
+            if (!ok) {
+                why = 2;
+                break;
+            }
+            Py_ssize_t head = eol + 2 - buf;
+            if (len > end - head - 2) { /* the bulk and its \r\n are not all here yet */
+                why = 1;
+                break;
+            }
+            Py_ssize_t stop = head + len + 2;
+            if (buf[stop - 2] != '\r' || buf[stop - 1] != '\n') {
+                why = 2;
+                break;
+            }
+            pos = stop;
+        }
+        else if (kind == '+' || kind == ':')
+            pos = eol + 2 - buf;
+        else {
+            why = 2;
+            break;
+        }
+        skipped++;
+    }
+    return Py_BuildValue("(nni)", pos, skipped, why);
+}
+
 #define REDIS_METHODS                                                                             \
     {"redis_pack_xadd", redis_pack_xadd, METH_O, "redis_pack_xadd(entries) -> bytes | None"},    \
         {"redis_convert_entries", (PyCFunction)(void (*)(void))redis_convert_entries,            \
          METH_FASTCALL,                                                                           \
          "redis_convert_entries(entries, start, stream_key, shard_id, end_seq, until_ms, "       \
-         "field_name, out) -> (index, past)"},
+         "field_name, out) -> (index, past)"},                                                   \
+        {"redis_skip_replies", (PyCFunction)(void (*)(void))redis_skip_replies, METH_FASTCALL,   \
+         "redis_skip_replies(buf, pos, count) -> (pos, skipped, why)"},

@@ -12,10 +12,13 @@ import os
 
 from streamkit.backends.redis import resp as _pure
 
-__all__ = ["IMPLEMENTATION", "convert_entries", "pack_xadd"]
+__all__ = ["IMPLEMENTATION", "convert_entries", "pack_xadd", "skip_replies"]
 
 pack_xadd: _pure.Pack = _pure.pack_xadd
 convert_entries: _pure.Convert = _pure.convert_entries
+skip_replies: _pure.Skip | None = None
+"""XADD acks skipped in C (None on the pure path: hiredis parses every reply, as it is faster
+than a Python loop)."""
 IMPLEMENTATION = "pure Python"
 
 if os.environ.get("STREAMKIT_PURE_PYTHON", "") != "1":
@@ -26,4 +29,5 @@ if os.environ.get("STREAMKIT_PURE_PYTHON", "") != "1":
     else:
         pack_xadd = _compiled.pack_xadd
         convert_entries = _compiled.convert_entries
+        skip_replies = _compiled.skip_replies
         IMPLEMENTATION = "C"

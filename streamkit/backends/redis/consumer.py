@@ -247,9 +247,13 @@ class RedisConsumer(ConsumerPositions):
                     if len(result) >= count and self._prefetch(reader):
                         # a backlog: read the next page while the caller handles this one
                         reader.task = asyncio.ensure_future(self._read(reader, count))
-        n = min(max_messages, len(self._ready))
-        popleft = self._ready.popleft
-        return [popleft() for _ in range(n)]
+        ready = self._ready
+        if max_messages >= len(ready):  # the usual case: all of it, without a loop per message
+            out = list(ready)
+            ready.clear()
+            return out
+        popleft = ready.popleft
+        return [popleft() for _ in range(max_messages)]
 
     def _prefetch(self, reader: _Reader) -> bool:
         """Realtime only: in a group, a page read ahead would sit pending on this member."""

@@ -220,15 +220,11 @@ class RedisProducer(Producer):
 
     async def _collect(self, pipe: _Pipe) -> None:
         batch = pipe.inflight[0]
-        replies = await pipe.connection.read_replies(len(batch))
+        failed = await pipe.connection.read_acks(len(batch))
         pipe.inflight.popleft()
-        failed: list[tuple[Entry, hiredis.ReplyError]] = []
-        for entry, reply in zip(batch, replies):
-            if isinstance(reply, hiredis.ReplyError):
-                failed.append((entry, reply))
         self.acknowledged += len(batch) - len(failed)
-        for entry, reply in failed:
-            self._handle_failure(entry, reply)
+        for index, reply in failed:
+            self._handle_failure(batch[index], reply)
 
     def _handle_failure(self, entry: Entry, reply: hiredis.ReplyError) -> None:
         key = entry[0]

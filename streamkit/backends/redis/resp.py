@@ -11,6 +11,12 @@ millisecond of the id ``<ms>-*`` the producer chose, or ``-1`` for ``*`` (the se
 The producer keeps the entries (not only the bytes) because a batch may be split by cluster
 node and sent again after a lost connection.
 
+Acks: the producer needs only the error replies of a batch of XADDs, not the ids. ``skip_replies``
+walks the plain replies (``$n`` bulk strings, ``+`` and ``:`` lines) in the bytes read from the
+socket and stops at anything else (an error, an array, a null) for hiredis to parse. The pure
+path does not use it (hiredis reads every reply there, as before); it is the reference that
+the C one is tested against.
+
 Reading: ``convert_entries`` turns the *plain* entries of one stream's reply into Messages,
 from ``start`` on, and stops at the first one that is not plain (an id ``MS-N`` with
 N ≥ 65535 or MS ≥ 2^48, a deleted pending entry, a payload field that is not the first field),
@@ -26,7 +32,19 @@ from typing import Any
 from streamkit.backends.redis.ids import MAX_SUB
 from streamkit.message import Message
 
-__all__ = ["AUTO", "MAX_MS", "Convert", "Entry", "Pack", "convert_entries", "pack_xadd"]
+__all__ = [
+    "AUTO",
+    "MAX_MS",
+    "MORE",
+    "OTHER",
+    "Convert",
+    "Entry",
+    "Pack",
+    "Skip",
+    "convert_entries",
+    "pack_xadd",
+    "skip_replies",
+]
 
 AUTO = -1
 """The ``ms`` of an entry whose id the server picks (``*``)."""
@@ -40,6 +58,8 @@ Pack = Callable[[Sequence[Entry]], bytes]
 """The type of ``pack_xadd`` (either implementation)."""
 Convert = Callable[[Sequence[Any], int, str, int, int, int, bytes, list[Message]], tuple[int, bool]]
 """The type of ``convert_entries`` (either implementation)."""
+Skip = Callable[[bytes, int, int], tuple[int, int, int]]
+"""The type of ``skip_replies`` (either implementation)."""
 
 _AUTO_ID = b"$1\r\n*\r\n$3\r\nmsg\r\n"
 
@@ -88,3 +108,40 @@ def convert_entries(
             return index, False
         append(Message(stream_key, shard_id, seq, ms, fields[1]))
     return len(entries), False
+
+
+DONE, MORE, OTHER = 0, 1, 2
+"""``skip_replies`` stopped because: ``count`` replies were skipped; the data ends within a
+reply; the reply at ``pos`` is not a plain one (hiredis parses it)."""
+_LONGEST_HEADER = 32
+
+
+def skip_replies(buf: bytes, pos: int, count: int) -> tuple[int, int, int]:
+    """Skip up to ``count`` plain replies of ``buf`` from ``pos``; returns the position after
+    the last one skipped, how many, and why it stopped (DONE, MORE or OTHER)."""
+    skipped, end = 0, len(buf)
+    while skipped < count:
+        if pos >= end:
+            return pos, skipped, MORE
+        kind = buf[pos]
+        eol = buf.find(b"\r\n", pos)
+        if eol < 0:
+            if kind == 0x24 and end - pos >= _LONGEST_HEADER:
+                return pos, skipped, OTHER
+            return pos, skipped, MORE if kind in b"$+:" else OTHER
+        if kind == 0x24:  # $<length>\r\n<bytes>\r\n
+            digits = buf[pos + 1 : eol]
+            if not digits.isdigit() or len(digits) > 18:
+                return pos, skipped, OTHER
+            stop = eol + 4 + int(digits)
+            if stop > end:
+                return pos, skipped, MORE
+            if buf[stop - 2 : stop] != b"\r\n":
+                return pos, skipped, OTHER
+            pos = stop
+        elif kind == 0x2B or kind == 0x3A:  # +line, :number
+            pos = eol + 2
+        else:
+            return pos, skipped, OTHER
+        skipped += 1
+    return pos, skipped, DONE

@@ -6,7 +6,8 @@ batch it does not judge (an item that is not ``(str, bytes, bytes, int)``, a mil
 ``_speedups.redis_convert_entries`` builds the Messages without a Python loop or ``__init__``;
 it stops where resp.py stops, and also at any id that is not ``digits-digits`` or anything
 else it does not judge: reading.py's per-entry rules (the same ``int()`` calls) take those, so
-the result and any error are the pure code's. Importing this module raises ImportError when
+the result and any error are the pure code's. ``_speedups.redis_skip_replies`` is
+resp.skip_replies. Importing this module raises ImportError when
 the extension was not built.
 """
 
@@ -19,11 +20,12 @@ from streamkit.backends.redis.resp import Entry
 from streamkit.formats import _speedups
 from streamkit.message import BROADCAST, Message
 
-__all__ = ["convert_entries", "pack_xadd"]
+__all__ = ["convert_entries", "pack_xadd", "skip_replies"]
 
 _speedups.configure(Message, BROADCAST)
 _pack = _speedups.redis_pack_xadd
 convert_entries = _speedups.redis_convert_entries
+skip_replies = _speedups.redis_skip_replies
 
 
 def pack_xadd(entries: Sequence[Entry]) -> bytes:
