@@ -19,6 +19,7 @@
  *   Skips up to `count` plain replies ($n bulk strings, + and : lines) of `buf` from `pos`;
  *   why: 0 count reached, 1 the data ends within a reply, 2 the reply at pos is not plain.
  */
+#include "_speedups.h"
 
 #define REDIS_MAX_SUB 0xFFFFULL
 #define REDIS_MAX_MS (1ULL << 48)
@@ -61,8 +62,8 @@ redis_id_len(long long ms)
     return 1 + redis_digits((unsigned long long)text) + 2 + text + 2 + 9;
 }
 
-static PyObject *
-redis_pack_xadd(PyObject *self, PyObject *entries)
+PyObject *
+sk_redis_pack_xadd(PyObject *self, PyObject *entries)
 {
     if (!PyList_Check(entries) && !PyTuple_Check(entries))
         Py_RETURN_NONE;
@@ -210,8 +211,8 @@ redis_digits_value(const char *p, const char *end, unsigned long long cap,
     return 1;
 }
 
-static PyObject *
-redis_convert_entries(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
+PyObject *
+sk_redis_convert_entries(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
 {
     if (nargs != 8) {
         PyErr_SetString(PyExc_TypeError,
@@ -219,7 +220,7 @@ redis_convert_entries(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
                         "until_ms, field_name, out)");
         return NULL;
     }
-    if (!configured(0))
+    if (!sk_configured(0))
         return NULL;
     PyObject *entries = args[0], *stream_key = args[2], *shard_id = args[3],
              *field_name = args[6], *out = args[7];
@@ -290,7 +291,7 @@ redis_convert_entries(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
             memcmp(PyBytes_AS_STRING(name), field, (size_t)field_len) != 0)
             break;
         Py_INCREF(payload); /* held across the allocation (a collection may run there) */
-        PyObject *msg = msg_type->tp_alloc(msg_type, 0);
+        PyObject *msg = sk_msg_type->tp_alloc(sk_msg_type, 0);
         if (msg == NULL) {
             Py_DECREF(payload);
             return NULL;
@@ -298,14 +299,14 @@ redis_convert_entries(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
         PyObject *seq_o = PyLong_FromUnsignedLongLong(seq);
         PyObject *ts_o = PyLong_FromUnsignedLongLong(ms);
         PyObject *headers = PyTuple_New(0);
-        set_slot(msg, off_stream_key, Py_NewRef(stream_key));
-        set_slot(msg, off_shard, Py_NewRef(shard_id));
-        set_slot(msg, off_seq, seq_o);
-        set_slot(msg, off_ts, ts_o);
-        set_slot(msg, off_payload, payload);
-        set_slot(msg, off_key, Py_NewRef(Py_None));
-        set_slot(msg, off_headers, headers);
-        set_slot(msg, off_line, Py_NewRef(Py_None));
+        set_slot(msg, sk_off_stream_key, Py_NewRef(stream_key));
+        set_slot(msg, sk_off_shard, Py_NewRef(shard_id));
+        set_slot(msg, sk_off_seq, seq_o);
+        set_slot(msg, sk_off_ts, ts_o);
+        set_slot(msg, sk_off_payload, payload);
+        set_slot(msg, sk_off_key, Py_NewRef(Py_None));
+        set_slot(msg, sk_off_headers, headers);
+        set_slot(msg, sk_off_line, Py_NewRef(Py_None));
         if (!seq_o || !ts_o || !headers || PyList_Append(out, msg) < 0) {
             Py_DECREF(msg);
             return NULL;
@@ -317,8 +318,8 @@ done:
     return Py_BuildValue("(nO)", i, past ? Py_True : Py_False);
 }
 
-static PyObject *
-redis_skip_replies(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
+PyObject *
+sk_redis_skip_replies(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
 {
     if (nargs != 3 || !PyBytes_Check(args[0])) {
         PyErr_SetString(PyExc_TypeError, "redis_skip_replies(bytes, pos, count)");
@@ -402,12 +403,3 @@ redis_skip_replies(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
     }
     return Py_BuildValue("(nni)", pos, skipped, why);
 }
-
-#define REDIS_METHODS                                                                             \
-    {"redis_pack_xadd", redis_pack_xadd, METH_O, "redis_pack_xadd(entries) -> bytes | None"},    \
-        {"redis_convert_entries", (PyCFunction)(void (*)(void))redis_convert_entries,            \
-         METH_FASTCALL,                                                                           \
-         "redis_convert_entries(entries, start, stream_key, shard_id, end_seq, until_ms, "       \
-         "field_name, out) -> (index, past)"},                                                   \
-        {"redis_skip_replies", (PyCFunction)(void (*)(void))redis_skip_replies, METH_FASTCALL,   \
-         "redis_skip_replies(buf, pos, count) -> (pos, skipped, why)"},
