@@ -364,7 +364,8 @@ sk_redis_skip_replies(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
         }
         if (kind == '$') {
             const char *d = buf + pos + 1;
-            Py_ssize_t len = 0, ndigits = eol - d;
+            long long len = 0; /* at most 18 digits: fits */
+            Py_ssize_t ndigits = eol - d;
             if (ndigits < 1 || ndigits > 18) {
                 why = 2;
                 break;
@@ -382,11 +383,11 @@ sk_redis_skip_replies(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
                 break;
             }
             Py_ssize_t head = eol + 2 - buf;
-            if (len > end - head - 2) { /* the bulk and its \r\n are not all here yet */
+            if (len > (long long)(end - head - 2)) { /* the bulk and its \r\n: not all here */
                 why = 1;
                 break;
             }
-            Py_ssize_t stop = head + len + 2;
+            Py_ssize_t stop = head + (Py_ssize_t)len + 2;
             if (buf[stop - 2] != '\r' || buf[stop - 1] != '\n') {
                 why = 2;
                 break;
