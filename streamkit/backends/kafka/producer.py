@@ -12,7 +12,7 @@ import asyncio
 import json
 import time
 from collections import deque
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from itertools import repeat as _repeat
 from operator import attrgetter
 from operator import length_hint as _length_hint
@@ -33,6 +33,8 @@ _stream_key_of = attrgetter("stream_key")
 _payload_of = attrgetter("payload")
 _key_of = attrgetter("key")
 _timestamp_of = attrgetter("timestamp")
+_EXACT_ITERATORS = (list, tuple)
+"""Sequences whose iterators report exactly how many items are left."""
 
 
 def json_field_key(payload: bytes, name: str) -> bytes | None:
@@ -67,13 +69,16 @@ class KafkaProducer(Producer):
         options: ProducerOptions,
         where: str,
         check_topic: Callable[[str], Any],
+        known_topics: Iterable[str] = (),
     ) -> None:
         super().__init__(stream_key)
         self._client = client
         self._partition_by = options.partition_by
         self._where = where
         self._check_topic = check_topic
-        self._known_topics: set[str] = set()
+        # Topics known to exist (the streamer's connect-time listing, then each one checked):
+        # producing to them asks the broker nothing first.
+        self._known_topics: set[str] = set(known_topics)
         self._failures: list[str] = []
         self._failed = 0
         self._unknown_topic: str | None = None
@@ -108,6 +113,9 @@ class KafkaProducer(Producer):
             raise BackendError(f"{count} message(s) could not be delivered ({first})", self._where)
 
     async def ensure_topic(self, topic: str) -> None:
+        """Fail now, with a clear error, if ``topic`` does not exist (and cannot be created)."""
+        if topic in self._known_topics:
+            return
         await asyncio.to_thread(self._check_topic, topic)
         self._known_topics.add(topic)
 
@@ -160,7 +168,11 @@ class KafkaProducer(Producer):
         when librdkafka's queue fills or a record is refused midway, the position of the payload
         iterator says how many went out, and the rest goes through the per-item path.
         """
-        if set(map(type, items)) != {Message} or any(map(_headers_of, items)):
+        try:
+            # Messages have headers (maybe empty); bytes and str have none and go per item.
+            if any(map(_headers_of, items)):
+                return False
+        except AttributeError:
             return False
         topic = self.stream_key
         if topic is None:
@@ -171,13 +183,15 @@ class KafkaProducer(Producer):
         if topic not in self._known_topics:
             await self.ensure_topic(topic)
         count = len(items)
-        payloads = iter(list(map(_payload_of, items)))
+        # map() takes each call's arguments in order, so after a refused call this iterator
+        # has passed exactly the refused item: its length hint says where to resume.
+        position = iter(items if type(items) in _EXACT_ITERATORS else list(items))
         try:
             _drain(
                 map(
                     self._client.produce,
                     _repeat(topic, count),
-                    payloads,
+                    map(_payload_of, position),
                     map(_key_of, items),
                     _repeat(-1, count),
                     _repeat(None, count),
@@ -186,7 +200,7 @@ class KafkaProducer(Producer):
                 )
             )
         except (BufferError, KafkaException):
-            failed_at = count - _length_hint(payloads) - 1  # the record produce() refused
+            failed_at = count - _length_hint(position) - 1  # the record produce() refused
             await self._produce_each(items, failed_at, False)
         return True
 
