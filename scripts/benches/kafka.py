@@ -140,8 +140,12 @@ def main() -> None:
     for tree in trees:
         compileall.compile_dir(str(tree / "streamkit"), quiet=1)
 
+    started_in = os.getcwd()
     with tempfile.TemporaryDirectory(prefix="streamkit-kafka-bench-") as tmp:
         folder = Path(tmp)
+        # ``python -c`` puts the current directory first on sys.path: run where no checkout
+        # can shadow the tree that PYTHONPATH names.
+        os.chdir(folder)
         env = kcat_env(folder / "lib")
         env["PYTHONPATH"] = os.pathsep.join(p for p in (str(ROOT), env.get("PYTHONPATH", "")) if p)
         before_env = None if args.before is None else {**env, "PYTHONPATH": str(trees[1])}
@@ -266,6 +270,7 @@ def main() -> None:
             ):
                 rows.append((consume, program, count, t))
         finally:
+            os.chdir(started_in)
             if broker is not None and broker.private:
                 broker.stop()
 
