@@ -38,10 +38,15 @@ from streamkit.backends.kafka.positions import (
     take,
     watermarks,
 )
-from streamkit.errors import BackendError, EndOfStream
+from streamkit.errors import BackendError, DataError, EndOfStream
 from streamkit.formats import codec
+from streamkit.formats.kafka_lines import kafka_lines
 from streamkit.message import Message, now_ms
 
+_lines: Callable[
+    [list[Any], int, str | None, dict[Any, int] | None, str | None, bytearray], int
+] = kafka_lines
+"""``_speedups.kafka_lines`` with the C codec, else its pure twin (see ``_lines_plain``)."""
 _records: Callable[[list[Any], int, str | None, dict[Any, int] | None, list[Message]], int] | None
 _records = None
 """``_speedups.kafka_records`` with the C codec (see ``_convert_plain``), None on the pure path."""
@@ -49,6 +54,7 @@ if codec.IMPLEMENTATION == "C":
     from streamkit.formats import _speedups
 
     _records = _speedups.kafka_records
+    _lines = getattr(_speedups, "kafka_lines", kafka_lines)  # TODO: C not written yet
 
 __all__ = ["KafkaConsumer"]
 
@@ -67,6 +73,25 @@ _TRANSIENT = {
     KafkaError.OFFSET_OUT_OF_RANGE,
     KafkaError._AUTO_OFFSET_RESET,
 }
+
+
+def _encode_into(sink: bytearray, messages: list[Message], out_key: str | None) -> int:
+    """``sink += encode_lines(messages, out_key)``; for a message the format cannot carry,
+    the lines of the messages before it, then its DataError (as the stdio producer writes)."""
+    if not messages:
+        return 0
+    try:
+        sink += codec.encode_lines(messages, out_key)
+    except DataError:
+        for index in range(len(messages)):
+            try:
+                codec.encode_lines(messages[index : index + 1], out_key)
+            except DataError:
+                if index:
+                    sink += codec.encode_lines(messages[:index], out_key)
+                raise
+        raise
+    return len(messages)
 
 
 def _headers(headers: list[tuple[str, bytes | None]]) -> tuple[tuple[str, bytes], ...]:
@@ -232,31 +257,86 @@ class KafkaConsumer(ConsumerPositions):
         return out
 
     async def next_batch(self, max_messages: int = 1000) -> list[Message]:
-        client = self._client
         while True:
-            if self._pending is None:
-                # librdkafka's local queue answers without ever suspending this task, so a
-                # relay with a backlog would never let the loop run a signal's stop(): yield
-                # once per batch (microseconds) so SIGTERM ends reading within one batch.
-                await asyncio.sleep(0)
-                if self._stopping or self._all_done():
-                    raise EndOfStream
-                if self._suspect and time.monotonic() - self._last_check > 0.5:
-                    self._last_check = time.monotonic()
-                    await asyncio.to_thread(self._recheck_topics)
-                raw = client.consume(max_messages, 0)
-                if not raw:
-                    loop = asyncio.get_running_loop()
-                    self._pending = loop.run_in_executor(None, take, client, max_messages, _WAIT)
-            if self._pending is not None:
-                # Shielded: a cancelled caller must not strand messages already taken.
-                raw = await asyncio.shield(self._pending)
-                self._pending = None
-            if self._fatal is not None:
-                raise BackendError(self._fatal, self._where)
-            batch = self._convert(raw)
+            batch = self._convert(await self._take(max_messages))
             if batch:
                 return batch
+
+    async def next_lines(self, max_messages: int, out_key: str | None, sink: bytearray) -> int:
+        """Like ``next_batch``, but the line format of the batch (what ``encode_lines(batch,
+        out_key)`` gives) is appended to ``sink``; returns how many messages it holds.
+
+        The relay's direct path (``relay.py``): no Message per record where no user code sees
+        them. Raises DataError, as the stdio producer does, for a message the line format
+        cannot carry, after appending the lines of the messages before it; an error raised
+        while taking the batch apart (``_event``) leaves ``sink`` as it was, as ``next_batch``
+        then delivers nothing of the batch.
+        """
+        while True:
+            raw = await self._take(max_messages)
+            start = len(sink)
+            try:
+                if self._since is None and self._until is None:
+                    count = self._lines_plain(raw, out_key, sink)
+                else:
+                    count = _encode_into(sink, self._convert_window(raw), out_key)
+            except DataError:
+                raise
+            except BaseException:
+                del sink[start:]
+                raise
+            if count:
+                return count
+
+    async def _take(self, max_messages: int) -> list[Any]:
+        """The next records (or events) from librdkafka; EndOfStream once stopped or done."""
+        client = self._client
+        if self._pending is None:
+            # librdkafka's local queue answers without ever suspending this task, so a
+            # relay with a backlog would never let the loop run a signal's stop(): yield
+            # once per batch (microseconds) so SIGTERM ends reading within one batch.
+            await asyncio.sleep(0)
+            if self._stopping or self._all_done():
+                raise EndOfStream
+            if self._suspect and time.monotonic() - self._last_check > 0.5:
+                self._last_check = time.monotonic()
+                await asyncio.to_thread(self._recheck_topics)
+            raw: list[Any] = client.consume(max_messages, 0)
+            if not raw:
+                loop = asyncio.get_running_loop()
+                self._pending = loop.run_in_executor(None, take, client, max_messages, _WAIT)
+        if self._pending is not None:
+            # Shielded: a cancelled caller must not strand messages already taken.
+            raw = await asyncio.shield(self._pending)
+            self._pending = None
+        if self._fatal is not None:
+            raise BackendError(self._fatal, self._where)
+        return raw
+
+    def _lines_plain(self, raw: list[Any], out_key: str | None, sink: bytearray) -> int:
+        """``_convert_plain`` then ``encode_lines``, without the Messages: ``_lines`` (C, or
+        its pure twin) writes runs of plain records; each record it stops at goes through
+        ``_plain_python`` and ``encode_lines``, the reference, and ``_lines`` resumes after
+        it. A message the format cannot carry stops the writing, not the taking apart: the
+        rest of the batch still goes through ``_plain_python`` (ends, events), then the
+        DataError is raised."""
+        single = self._topics[0] if len(self._topics) == 1 else None
+        last = self._last_offsets(single)
+        if single is None and last is not None:  # ``last`` keyed by (topic, partition)
+            return _encode_into(sink, self._plain_python(raw, None, last, []), out_key)
+        count, index, size = 0, 0, len(raw)
+        while True:
+            end = _lines(raw, index, single, last, out_key, sink)
+            count += end - index
+            if end >= size:
+                return count
+            one = self._plain_python(raw[end : end + 1], single, last, [])
+            try:
+                count += _encode_into(sink, one, out_key)
+            except DataError:
+                self._plain_python(raw[end + 1 :], single, last, [])
+                raise
+            index = end + 1
 
     def lag(self) -> int | None:
         """Records between the positions and the ends of the assigned partitions, from the
