@@ -40,15 +40,16 @@ def kafka_lines(
     sink: bytearray,
 ) -> int:
     """The lines of the plain records from ``raw[i]`` on (see the module docstring)."""
-    if (out_key is not None and not out_key.isascii()) or (
-        topic is not None and not topic.isascii()
-    ):
+    if i < 0:
+        raise ValueError("kafka_lines(): i must not be negative")
+    named = out_key if out_key is not None else topic
+    if named is not None and not named.isascii():
         return i  # the reference raises encode_lines' error (stream keys are ASCII)
+    fixed = named.encode() if named is not None else None
     parts: list[bytes] = []
     append = parts.append
-    forced = out_key.encode() if out_key is not None else None
-    single = topic.encode() if topic is not None and forced is None else None
     names: dict[str, bytes] = {}
+    second, prefix = None, b""
     size = len(raw)
     index = i
     while index < size:
@@ -71,7 +72,7 @@ def kafka_lines(
         stamp = m.timestamp()[1]
         if not _FIRST_MS <= stamp <= _LAST_MS:
             break
-        key = forced or single
+        key = fixed
         if key is None:
             name = m.topic()
             key = names.get(name)
@@ -80,10 +81,9 @@ def kafka_lines(
                     break
                 key = names[name] = name.encode()
         seconds, millis = divmod(stamp, 1000)
-        append(
-            b"%s%03d | %s | %d | %d] %s\n"
-            % (_time_prefix(seconds), millis, key, offset, partition, value)
-        )
+        if seconds != second:
+            second, prefix = seconds, _time_prefix(seconds)
+        append(b"%s%03d | %s | %d | %d] %s\n" % (prefix, millis, key, offset, partition, value))
         index += 1
     if parts:
         sink += b"".join(parts)

@@ -54,7 +54,7 @@ if codec.IMPLEMENTATION == "C":
     from streamkit.formats import _speedups
 
     _records = _speedups.kafka_records
-    _lines = getattr(_speedups, "kafka_lines", kafka_lines)  # TODO: C not written yet
+    _lines = _speedups.kafka_lines
 
 __all__ = ["KafkaConsumer"]
 

@@ -20,14 +20,14 @@ from streamkit.backends.kafka import consumer as kafka_consumer
 from streamkit.backends.kafka.relay import KafkaLinesRelay
 from streamkit.backends.stdio.writer import StdioProducer, _StdoutWriter
 from streamkit.errors import DataError, EndOfStream
-from streamkit.formats import codec
+from streamkit.formats import _speedups, codec
 from streamkit.formats.kafka_lines import kafka_lines as pure_kafka_lines
 from streamkit.formats.template import Template
 from tests.backends.kafka.helpers import run, streamer
 from tests.servers.kafka_broker import KafkaBroker
 
 STREAMKIT = [sys.executable, "-c", "from streamkit.cli.main import main; main()"]
-LOOPS = {"pure": pure_kafka_lines}
+LOOPS = {"C": _speedups.kafka_lines, "pure": pure_kafka_lines}
 VALUES: list[bytes | None] = [
     None,
     b"",
