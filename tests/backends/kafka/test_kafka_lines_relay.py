@@ -73,7 +73,11 @@ def _message_path(broker: KafkaBroker, topic: str, out_key: str | None, **option
 
 
 def _direct(
-    broker: KafkaBroker, topic: str, out_key: str | None, batch: int = 50, **options: Any
+    broker: KafkaBroker,
+    topic: str | list[str],
+    out_key: str | None,
+    batch: int = 50,
+    **options: Any,
 ) -> tuple[bytes, int, DataError | None]:
     async def main() -> tuple[bytes, int, DataError | None]:
         async with streamer(broker.address) as s:
@@ -144,8 +148,9 @@ def test_several_partitions_ends_and_windows(
 
 
 @pytest.mark.parametrize("loop", list(LOOPS))
-def test_two_topics_following(
-    kafka_broker: KafkaBroker, monkeypatch: pytest.MonkeyPatch, loop: str
+@pytest.mark.parametrize("follow", [True, False])
+def test_two_topics(
+    kafka_broker: KafkaBroker, monkeypatch: pytest.MonkeyPatch, loop: str, follow: bool
 ) -> None:
     first, second = kafka_broker.topic("a"), kafka_broker.topic("b")
     for topic in (first, second):
@@ -153,7 +158,7 @@ def test_two_topics_following(
         _fill(kafka_broker, topic, 60, 1)
     monkeypatch.setattr(kafka_consumer, "_lines", LOOPS[loop])
 
-    async def main() -> bytes:
+    async def following() -> bytes:
         async with streamer(kafka_broker.address) as s:
             consumer = await s.consumer([first, second], offset="start")
             out = bytearray()
@@ -166,7 +171,13 @@ def test_two_topics_following(
             assert count == 120
             return bytes(out)
 
-    data = run(main())
+    if follow:
+        data = run(following())
+    else:  # the ends of two topics: the whole batch through the Message path
+        data, count, error = _direct(
+            kafka_broker, [first, second], None, offset="start", follow=False
+        )
+        assert error is None and count == 120
     expected = _message_path(kafka_broker, first, None, offset="start", follow=False)
     expected += _message_path(kafka_broker, second, None, offset="start", follow=False)
     assert sorted(data.splitlines()) == sorted(expected.splitlines())
