@@ -45,3 +45,12 @@ def ss_encode(
 def kafka_records(
     raw: list[Any], i: int, topic: str | None, last: dict[Any, int] | None, out: list[Message], /
 ) -> int: ...
+def kafka_lines(
+    raw: list[Any],
+    i: int,
+    topic: str | None,
+    last: dict[Any, int] | None,
+    out_key: str | None,
+    sink: bytearray,
+    /,
+) -> int: ...
