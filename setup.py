@@ -8,16 +8,36 @@ with AddressSanitizer and UBSan (scripts/test --sanitize).
 
 from __future__ import annotations
 
+import compileall
 import os
 import sys
+from pathlib import Path
 
 from setuptools import Extension, setup
 from setuptools.command.build_ext import build_ext
+from setuptools.command.build_py import build_py
 
 _SANITIZE = os.environ.get("STREAMKIT_SANITIZE") == "1"
 _FLAGS = ["-O2", "-std=c11", "-Wall", "-Wno-missing-field-initializers"]
 if _SANITIZE:
     _FLAGS = ["-O1", "-g", "-fno-omit-frame-pointer", "-fsanitize=address,undefined"]
+
+
+class EditableBytecode(build_py):
+    """An editable install byte-compiles the package in place, as pip does for a regular install.
+
+    ``pip install -e .`` leaves the sources where they are and compiles none of them; Python
+    then writes each ``.pyc`` on first import, unless ``PYTHONDONTWRITEBYTECODE`` is set (as on
+    some CI and container images), in which case every command compiles every module it imports
+    again, each time it starts (measured in docs/benchmarks.md, start-up). A source edited later
+    is compiled again in memory, as without this, until its ``.pyc`` is rewritten.
+    """
+
+    def run(self) -> None:
+        super().run()
+        if getattr(self, "editable_mode", False):
+            package = Path(__file__).resolve().parent / "streamkit"
+            compileall.compile_dir(str(package), quiet=1)
 
 
 class OptionalBuildExt(build_ext):
@@ -59,4 +79,6 @@ if os.environ.get("STREAMKIT_PURE_PYTHON") != "1":
         )
     )
 
-setup(ext_modules=extensions, cmdclass={"build_ext": OptionalBuildExt})
+setup(
+    ext_modules=extensions, cmdclass={"build_ext": OptionalBuildExt, "build_py": EditableBytecode}
+)

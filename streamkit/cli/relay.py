@@ -13,7 +13,7 @@ from typing import Any
 
 import click
 
-from streamkit.backends.base import ConnectOptions, Producer
+from streamkit.backends.base import ConnectOptions, Consumer, Producer
 from streamkit.backends.stdio import StdioProducer, relay_lines
 from streamkit.cli.notes import filtered_note
 from streamkit.cli.options import (
@@ -140,6 +140,18 @@ def _for_side(options: ConnectOptions, uri: StreamUri) -> ConnectOptions:
     return replace(options, settings={})
 
 
+def _kafka_lines(
+    consumer: Consumer, producer: Producer, stats: Any, inputs: tuple[StreamUri, ...]
+) -> Any:
+    """The direct Kafka → stdout relay (``KafkaLinesRelay``) where it applies, else None.
+    Imported here: the Kafka client library loads only when a kafka:// URI is used."""
+    if len(inputs) != 1 or inputs[0].scheme != "kafka":
+        return None
+    from streamkit.backends.kafka.relay import KafkaLinesRelay
+
+    return KafkaLinesRelay.taking(consumer, producer, stats)
+
+
 async def _relay(
     values: dict[str, Any],
     inputs: tuple[StreamUri, ...],
@@ -197,6 +209,14 @@ async def _relay(
                         and stats is None
                     ):
                         fast = await relay_lines(consumer, producer)  # stdio → stdio in C
+                    direct = None
+                    if fast is None and remaining is None and pacer is None:
+                        direct = _kafka_lines(consumer, producer, stats, inputs)
+                    if direct is not None:  # Kafka → stdout lines, no Message per record
+                        try:
+                            fast = await direct.run(batch_size)
+                        finally:
+                            relayed = direct.relayed
                     if fast is not None:
                         relayed = fast
                     elif remaining != 0:

@@ -45,6 +45,15 @@ def ss_encode(
 def kafka_records(
     raw: list[Any], i: int, topic: str | None, last: dict[Any, int] | None, out: list[Message], /
 ) -> int: ...
+def kafka_lines(
+    raw: list[Any],
+    i: int,
+    topic: str | None,
+    last: dict[Any, int] | None,
+    out_key: str | None,
+    sink: bytearray,
+    /,
+) -> int: ...
 def redis_pack_xadd(entries: Sequence[tuple[str, bytes, bytes, int]], /) -> bytes | None: ...
 def redis_convert_entries(
     entries: Sequence[Any],

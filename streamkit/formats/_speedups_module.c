@@ -16,7 +16,7 @@
  *   _speedups_scan.c    scan(): lines → Messages (decode) or canonical lines (transcode)
  *   _speedups_encode.c  encode(): Messages → lines
  *   _speedups_ss.c      CRC-16 and the .ss frames: ss_scan(), ss_encode(), crc16()
- *   _speedups_kafka.c   kafka_records(): confluent-kafka's records → Messages
+ *   _speedups_kafka.c   confluent-kafka's records → Messages (kafka_records) or lines (kafka_lines)
  *   _speedups_redis.c   redis_pack_xadd(), redis_convert_entries(), redis_skip_replies(): the
  *                       Redis backend's XADD packing, XREAD entries → Messages, XADD acks
  */
@@ -135,6 +135,9 @@ static PyMethodDef methods[] = {
      "ss_scan(buf, i, lim, limit, out, verify) -> (i, frame_start, ended, stopped)"},
     {"kafka_records", (PyCFunction)(void (*)(void))sk_kafka_records, METH_FASTCALL,
      "kafka_records(raw, i, topic, last, out) -> index of the first record left to Python"},
+    {"kafka_lines", (PyCFunction)(void (*)(void))sk_kafka_lines, METH_FASTCALL,
+     "kafka_lines(raw, i, topic, last, out_key, sink) -> index of the first record left to "
+     "Python"},
     {"redis_pack_xadd", sk_redis_pack_xadd, METH_O, "redis_pack_xadd(entries) -> bytes | None"},
     {"redis_convert_entries", (PyCFunction)(void (*)(void))sk_redis_convert_entries,
      METH_FASTCALL,

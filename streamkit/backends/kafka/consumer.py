@@ -8,41 +8,45 @@ i.e. what was written downstream, storing offset seq+1 (the next message to read
 while producers keep writing and also in a group, where a member stops once every partition it
 was given is done. ``--until`` finishes a partition at its first message after the bound, or at
 its end once the bound lies in the past.
+
+Start-up (ends, start positions, assign or subscribe, the group callbacks) and the state shared
+by both halves are in ``positions.py``.
 """
 
 from __future__ import annotations
 
 import asyncio
-import sys
 import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from confluent_kafka import (
-    Consumer as RdConsumer,
-)
 from confluent_kafka import (
     KafkaError,
     KafkaException,
     TopicPartition,
 )
 
-from streamkit.backends.base import Consumer, ConsumerOptions
 from streamkit.backends.kafka.config import describe_kafka_error
 from streamkit.backends.kafka.identity import topic_ids
 from streamkit.backends.kafka.positions import (
+    _OUTAGE,
     TP,
+    ConsumerPositions,
+    _name,
     fetch_ends,
     list_partitions,
-    offsets_for_time,
     take,
     watermarks,
 )
-from streamkit.errors import BackendError, EndOfStream
+from streamkit.errors import BackendError, DataError, EndOfStream
 from streamkit.formats import codec
+from streamkit.formats.kafka_lines import kafka_lines
 from streamkit.message import Message, now_ms
-from streamkit.timeutil import format_ms
 
+_lines: Callable[
+    [list[Any], int, str | None, dict[Any, int] | None, str | None, bytearray], int
+] = kafka_lines
+"""``_speedups.kafka_lines`` with the C codec, else its pure twin (see ``_lines_plain``)."""
 _records: Callable[[list[Any], int, str | None, dict[Any, int] | None, list[Message]], int] | None
 _records = None
 """``_speedups.kafka_records`` with the C codec (see ``_convert_plain``), None on the pure path."""
@@ -50,19 +54,12 @@ if codec.IMPLEMENTATION == "C":
     from streamkit.formats import _speedups
 
     _records = _speedups.kafka_records
+    _lines = _speedups.kafka_lines
 
 __all__ = ["KafkaConsumer"]
 
 _WAIT = 0.25
 """Seconds one blocking consume waits, so that ``stop()`` is noticed promptly."""
-
-_OUTAGE = {
-    KafkaError._TRANSPORT,
-    KafkaError._ALL_BROKERS_DOWN,
-    KafkaError.UNKNOWN_TOPIC_OR_PART,
-    KafkaError._UNKNOWN_TOPIC,
-}
-"""Conditions after which the topic may have come back as a new topic (identity)."""
 
 _TRANSIENT = {
     KafkaError._TRANSPORT,
@@ -78,163 +75,32 @@ _TRANSIENT = {
 }
 
 
+def _encode_into(sink: bytearray, messages: list[Message], out_key: str | None) -> int:
+    """``sink += encode_lines(messages, out_key)``; for a message the format cannot carry,
+    the lines of the messages before it, then its DataError (as the stdio producer writes)."""
+    if not messages:
+        return 0
+    try:
+        sink += codec.encode_lines(messages, out_key)
+    except DataError:
+        for index in range(len(messages)):
+            try:
+                codec.encode_lines(messages[index : index + 1], out_key)
+            except DataError:
+                if index:
+                    sink += codec.encode_lines(messages[:index], out_key)
+                raise
+        raise
+    return len(messages)
+
+
 def _headers(headers: list[tuple[str, bytes | None]]) -> tuple[tuple[str, bytes], ...]:
     """Record headers as Message carries them; a null header value becomes empty bytes."""
     return tuple((name, b"" if value is None else value) for name, value in headers)
 
 
-def _name(tp: TP) -> str:
-    return f"{tp[0]}[{tp[1]}]"
-
-
-class KafkaConsumer(Consumer):
-    def __init__(
-        self,
-        options: ConsumerOptions,
-        config: dict[str, Any],
-        topics: Sequence[str],
-        partitions: Sequence[TP],
-        where: str,
-        timeout: float,
-        verbose: bool,
-        admin: Any = None,
-    ) -> None:
-        super().__init__(options)
-        self._admin = admin
-        self._topic_ids: dict[str, str] | None = None
-        self._suspect = False
-        self._last_check = 0.0
-        self._fatal: str | None = None
-        self._config = config
-        self._topics = list(topics)
-        self._partitions = list(partitions)
-        self._where = where
-        self._timeout = timeout
-        self._verbose = verbose
-        self._group_mode = options.mode != "realtime"
-        self._follow = True if options.follow is None else options.follow
-        self._offset = options.start_offset("end")
-        """Where to start: the option, ``start`` with -e and no --offset, else the end."""
-        self._since = options.since
-        self._until = options.until
-        self._ends: dict[TP, int] | None = None
-        self._last: dict[Any, int] | None = None
-        self._done: set[TP] = set()
-        self._assigned: set[TP] | None = None
-        self._positioned: set[TP] = set()
-        self._pending: asyncio.Future[list[Any]] | None = None
-        self._commits: dict[TP, int] = {}
-        self._reported: set[int] = set()
-        self._closed = False
-        self._client: Any = None
-
-    def _log(self, text: str) -> None:
-        if self._verbose:
-            sys.stderr.write(f"kafka: {text}\n")
-
-    # -- starting -------------------------------------------------------------------------
-
-    def start(self) -> None:
-        """Blocking setup (run in a thread): ends, positions, assign or subscribe."""
-        if not self._follow:
-            self._ends = fetch_ends(self._config, self._partitions, self._timeout)
-            for tp, end in sorted(self._ends.items()):
-                self._log(f"{_name(tp)} ends at offset {end} for this run")
-        if self._admin is not None:
-            self._topic_ids = topic_ids(self._admin, self._topics, self._timeout)
-        config = {**self._config, "error_cb": self._on_error}
-        if self._group_mode:
-            # A group without a committed position starts where --offset says (default: end);
-            # --offset N and --since are applied on assignment instead.
-            config["auto.offset.reset"] = "earliest" if self._offset == "start" else "latest"
-        self._client = RdConsumer(config)
-        if self._group_mode:
-            self._client.subscribe(self._topics, on_assign=self._on_assign, on_revoke=self._on_lose)
-        else:
-            starts = self._start_positions(self._partitions)
-            self._assigned = set(self._partitions)
-            self._client.assign([TopicPartition(t, p, starts[(t, p)]) for t, p in starts])
-            self._finish_empty(self._partitions, starts)
-
-    def _start_positions(self, partitions: Sequence[TP]) -> dict[TP, int]:
-        offset = self._offset
-        if self._since is not None:
-            starts = offsets_for_time(
-                self._client, partitions, self._since, self._timeout, self._where
-            )
-            why = f"since {format_ms(self._since)}"
-        elif offset == "start":
-            marks = watermarks(self._client, partitions, self._timeout)
-            starts, why = {tp: marks[tp][0] for tp in partitions}, "start"
-        elif isinstance(offset, int) and offset < 0:
-            starts, why = self._last_n_starts(partitions, -offset), f"the last {-offset}"
-        elif isinstance(offset, int):
-            starts, why = dict.fromkeys(partitions, offset), f"offset {offset}"
-        else:
-            ends = self._ends
-            if ends is None:
-                ends = fetch_ends(self._config, partitions, self._timeout)
-            starts, why = {tp: ends[tp] for tp in partitions}, "end"
-        for tp in partitions:
-            self._log(f"{_name(tp)} starts at offset {starts[tp]} ({why})")
-        return starts
-
-    def _last_n_starts(self, partitions: Sequence[TP], n: int) -> dict[TP, int]:
-        """``--offset -N``: N before each partition's end, not below its first offset.
-
-        The end comes from a fetch (``fetch_ends``), not ListOffsets: tansu's high watermark
-        can be a whole batch short (positions), which would give fewer than N."""
-        ends = self._ends
-        if ends is None or any(tp not in ends for tp in partitions):
-            ends = fetch_ends(self._config, partitions, self._timeout)
-        marks = watermarks(self._client, partitions, self._timeout)
-        return {tp: max(marks[tp][0], ends[tp] - n) for tp in partitions}
-
-    def _finish_empty(self, partitions: Sequence[TP], starts: dict[TP, int]) -> None:
-        """With --no-follow, a partition starting at or past its end has nothing to give."""
-        if self._ends is None:
-            return
-        for tp in partitions:
-            if self._ends[tp] == 0 or starts[tp] >= self._ends[tp]:
-                self._finish(tp)
-
-    def _on_assign(self, client: Any, assigned: list[Any]) -> None:
-        """Group callback: remember what this member owns; apply --offset N/--since once."""
-        tps = [(tp.topic, tp.partition) for tp in assigned]
-        self._assigned = set(tps)
-        fresh = [tp for tp in tps if tp not in self._positioned]
-        self._positioned.update(fresh)
-        explicit = isinstance(self._offset, int) or self._since is not None
-        if fresh and explicit:
-            starts = self._start_positions(fresh)
-            for tp in assigned:
-                position = starts.get((tp.topic, tp.partition))
-                if position is not None:
-                    tp.offset = position
-            client.assign(assigned)
-        elif fresh:
-            self._log(f"assigned {', '.join(_name(tp) for tp in fresh)} (group position)")
-        if self._ends is not None:
-            for tp in tps:
-                if self._ends.get(tp, 0) == 0:
-                    self._finish(tp)
-
-    def _on_lose(self, client: Any, revoked: list[Any]) -> None:
-        """Group callback: partitions taken away. Taking all of them is the first half of a
-        rebalance: the member owns nothing only until the assignment that follows, and must
-        not end in between (``_all_done`` on an empty set) while its partitions are unread."""
-        if self._assigned is not None:
-            self._assigned.difference_update((tp.topic, tp.partition) for tp in revoked)
-            if not self._assigned:
-                self._assigned = None
-
+class KafkaConsumer(ConsumerPositions):
     # -- reading --------------------------------------------------------------------------
-
-    def _finish(self, tp: TP) -> None:
-        if tp in self._done:
-            return
-        self._done.add(tp)
-        self._client.pause([TopicPartition(*tp)])
 
     def _all_done(self) -> bool:
         if self._ends is None and self._until is None:
@@ -242,17 +108,6 @@ class KafkaConsumer(Consumer):
         if self._assigned is None:
             return False
         return self._assigned <= self._done
-
-    def _on_error(self, error: Any) -> None:
-        """librdkafka's client-level errors (broker down, ...); called inside consume()."""
-        code = error.code()
-        if code in _OUTAGE:
-            self._suspect = True
-        if error.fatal():
-            self._fatal = f"Kafka consumer failed: {describe_kafka_error(error)}"
-        elif code not in self._reported:
-            self._reported.add(code)
-            self._log(f"{describe_kafka_error(error)} (retrying)")
 
     def _event(self, message: Any) -> None:
         """A non-message from consume(): end of a partition, or a broker condition."""
@@ -402,31 +257,86 @@ class KafkaConsumer(Consumer):
         return out
 
     async def next_batch(self, max_messages: int = 1000) -> list[Message]:
-        client = self._client
         while True:
-            if self._pending is None:
-                # librdkafka's local queue answers without ever suspending this task, so a
-                # relay with a backlog would never let the loop run a signal's stop(): yield
-                # once per batch (microseconds) so SIGTERM ends reading within one batch.
-                await asyncio.sleep(0)
-                if self._stopping or self._all_done():
-                    raise EndOfStream
-                if self._suspect and time.monotonic() - self._last_check > 0.5:
-                    self._last_check = time.monotonic()
-                    await asyncio.to_thread(self._recheck_topics)
-                raw = client.consume(max_messages, 0)
-                if not raw:
-                    loop = asyncio.get_running_loop()
-                    self._pending = loop.run_in_executor(None, take, client, max_messages, _WAIT)
-            if self._pending is not None:
-                # Shielded: a cancelled caller must not strand messages already taken.
-                raw = await asyncio.shield(self._pending)
-                self._pending = None
-            if self._fatal is not None:
-                raise BackendError(self._fatal, self._where)
-            batch = self._convert(raw)
+            batch = self._convert(await self._take(max_messages))
             if batch:
                 return batch
+
+    async def next_lines(self, max_messages: int, out_key: str | None, sink: bytearray) -> int:
+        """Like ``next_batch``, but the line format of the batch (what ``encode_lines(batch,
+        out_key)`` gives) is appended to ``sink``; returns how many messages it holds.
+
+        The relay's direct path (``relay.py``): no Message per record where no user code sees
+        them. Raises DataError, as the stdio producer does, for a message the line format
+        cannot carry, after appending the lines of the messages before it; an error raised
+        while taking the batch apart (``_event``) leaves ``sink`` as it was, as ``next_batch``
+        then delivers nothing of the batch.
+        """
+        while True:
+            raw = await self._take(max_messages)
+            start = len(sink)
+            try:
+                if self._since is None and self._until is None:
+                    count = self._lines_plain(raw, out_key, sink)
+                else:
+                    count = _encode_into(sink, self._convert_window(raw), out_key)
+            except DataError:
+                raise
+            except BaseException:
+                del sink[start:]
+                raise
+            if count:
+                return count
+
+    async def _take(self, max_messages: int) -> list[Any]:
+        """The next records (or events) from librdkafka; EndOfStream once stopped or done."""
+        client = self._client
+        if self._pending is None:
+            # librdkafka's local queue answers without ever suspending this task, so a
+            # relay with a backlog would never let the loop run a signal's stop(): yield
+            # once per batch (microseconds) so SIGTERM ends reading within one batch.
+            await asyncio.sleep(0)
+            if self._stopping or self._all_done():
+                raise EndOfStream
+            if self._suspect and time.monotonic() - self._last_check > 0.5:
+                self._last_check = time.monotonic()
+                await asyncio.to_thread(self._recheck_topics)
+            raw: list[Any] = client.consume(max_messages, 0)
+            if not raw:
+                loop = asyncio.get_running_loop()
+                self._pending = loop.run_in_executor(None, take, client, max_messages, _WAIT)
+        if self._pending is not None:
+            # Shielded: a cancelled caller must not strand messages already taken.
+            raw = await asyncio.shield(self._pending)
+            self._pending = None
+        if self._fatal is not None:
+            raise BackendError(self._fatal, self._where)
+        return raw
+
+    def _lines_plain(self, raw: list[Any], out_key: str | None, sink: bytearray) -> int:
+        """``_convert_plain`` then ``encode_lines``, without the Messages: ``_lines`` (C, or
+        its pure twin) writes runs of plain records; each record it stops at goes through
+        ``_plain_python`` and ``encode_lines``, the reference, and ``_lines`` resumes after
+        it. A message the format cannot carry stops the writing, not the taking apart: the
+        rest of the batch still goes through ``_plain_python`` (ends, events), then the
+        DataError is raised."""
+        single = self._topics[0] if len(self._topics) == 1 else None
+        last = self._last_offsets(single)
+        if single is None and last is not None:  # ``last`` keyed by (topic, partition)
+            return _encode_into(sink, self._plain_python(raw, None, last, []), out_key)
+        count, index, size = 0, 0, len(raw)
+        while True:
+            end = _lines(raw, index, single, last, out_key, sink)
+            count += end - index
+            if end >= size:
+                return count
+            one = self._plain_python(raw[end : end + 1], single, last, [])
+            try:
+                count += _encode_into(sink, one, out_key)
+            except DataError:
+                self._plain_python(raw[end + 1 :], single, last, [])
+                raise
+            index = end + 1
 
     def lag(self) -> int | None:
         """Records between the positions and the ends of the assigned partitions, from the

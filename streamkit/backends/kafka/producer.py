@@ -12,8 +12,9 @@ import asyncio
 import json
 import time
 from collections import deque
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from itertools import repeat as _repeat
+from itertools import starmap as _starmap
 from operator import attrgetter
 from operator import length_hint as _length_hint
 from typing import Any
@@ -33,6 +34,8 @@ _stream_key_of = attrgetter("stream_key")
 _payload_of = attrgetter("payload")
 _key_of = attrgetter("key")
 _timestamp_of = attrgetter("timestamp")
+_EXACT_ITERATORS = (list, tuple)
+"""Sequences whose iterators report exactly how many items are left."""
 
 
 def json_field_key(payload: bytes, name: str) -> bytes | None:
@@ -67,13 +70,16 @@ class KafkaProducer(Producer):
         options: ProducerOptions,
         where: str,
         check_topic: Callable[[str], Any],
+        known_topics: Iterable[str] = (),
     ) -> None:
         super().__init__(stream_key)
         self._client = client
         self._partition_by = options.partition_by
         self._where = where
         self._check_topic = check_topic
-        self._known_topics: set[str] = set()
+        # Topics known to exist (the streamer's connect-time listing, then each one checked):
+        # producing to them asks the broker nothing first.
+        self._known_topics: set[str] = set(known_topics)
         self._failures: list[str] = []
         self._failed = 0
         self._unknown_topic: str | None = None
@@ -108,6 +114,9 @@ class KafkaProducer(Producer):
             raise BackendError(f"{count} message(s) could not be delivered ({first})", self._where)
 
     async def ensure_topic(self, topic: str) -> None:
+        """Fail now, with a clear error, if ``topic`` does not exist (and cannot be created)."""
+        if topic in self._known_topics:
+            return
         await asyncio.to_thread(self._check_topic, topic)
         self._known_topics.add(topic)
 
@@ -153,14 +162,20 @@ class KafkaProducer(Producer):
         self._raise_failures()
 
     async def _produce_column_wise(self, items: Sequence[Payload]) -> bool:
-        """A batch of Messages for one topic without headers: ``produce()`` runs from ``map``.
+        """A batch of Messages for one topic without headers: ``produce()`` runs from ``starmap``.
 
         No Python frame per message (the loop's per-item work was a third of a relay's
-        produce cost). Returns False, having produced nothing, when the batch does not qualify;
+        produce cost), and no argument tuple either: ``zip`` hands ``starmap`` one tuple that it
+        refills for every call (``map`` built a tuple per call: 9 % more instructions per
+        message). Returns False, having produced nothing, when the batch does not qualify;
         when librdkafka's queue fills or a record is refused midway, the position of the payload
         iterator says how many went out, and the rest goes through the per-item path.
         """
-        if set(map(type, items)) != {Message} or any(map(_headers_of, items)):
+        try:
+            # Messages have headers (maybe empty); bytes and str have none and go per item.
+            if any(map(_headers_of, items)):
+                return False
+        except AttributeError:
             return False
         topic = self.stream_key
         if topic is None:
@@ -171,22 +186,26 @@ class KafkaProducer(Producer):
         if topic not in self._known_topics:
             await self.ensure_topic(topic)
         count = len(items)
-        payloads = iter(list(map(_payload_of, items)))
+        # zip() takes one call's arguments at a time, so after a refused call this iterator
+        # has passed exactly the refused item: its length hint says where to resume.
+        position = iter(items if type(items) in _EXACT_ITERATORS else list(items))
         try:
             _drain(
-                map(
+                _starmap(  # noqa: RUF058 (map would build an argument tuple per call)
                     self._client.produce,
-                    _repeat(topic, count),
-                    payloads,
-                    map(_key_of, items),
-                    _repeat(-1, count),
-                    _repeat(None, count),
-                    _repeat(None, count),
-                    map(_timestamp_of, items),
+                    zip(
+                        _repeat(topic, count),
+                        map(_payload_of, position),
+                        map(_key_of, items),
+                        _repeat(-1, count),
+                        _repeat(None, count),
+                        _repeat(None, count),
+                        map(_timestamp_of, items),
+                    ),
                 )
             )
         except (BufferError, KafkaException):
-            failed_at = count - _length_hint(payloads) - 1  # the record produce() refused
+            failed_at = count - _length_hint(position) - 1  # the record produce() refused
             await self._produce_each(items, failed_at, False)
         return True
 

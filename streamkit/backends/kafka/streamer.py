@@ -56,11 +56,18 @@ def _construct(factory: Any, config: dict[str, Any], settings: Any) -> Any:
 
 
 class KafkaStreamer(Streamer):
-    def __init__(self, uri: StreamUri, options: ConnectOptions, admin: Any) -> None:
+    def __init__(
+        self,
+        uri: StreamUri,
+        options: ConnectOptions,
+        admin: Any,
+        listed_topics: frozenset[str] = frozenset(),
+    ) -> None:
         super().__init__(uri, options)
         self._config = base_config(uri, options.settings)
         self._config["logger"] = kafka_logger(options.verbose)
         self._admin = admin
+        self._listed_topics = listed_topics
         self._producers: list[KafkaProducer] = []
         self._consumers: list[KafkaConsumer] = []
         self._where = uri.redacted()
@@ -86,10 +93,17 @@ class KafkaStreamer(Streamer):
         config["on_delivery"] = lambda error, message: holder[0].on_delivery(error, message)
         client = _construct(RdProducer, config, settings)
         producer = KafkaProducer(
-            stream_key, client, options, self._where, self._topic_check(client)
+            stream_key,
+            client,
+            options,
+            self._where,
+            self._topic_check(client),
+            known_topics=self._listed_topics,
         )
         holder.append(producer)
         if stream_key is not None:
+            # A topic the connect-time listing showed needs no second metadata round trip:
+            # the producer connects while the first batch is being read.
             await producer.ensure_topic(stream_key)
         self._producers.append(producer)
         return producer
@@ -204,7 +218,7 @@ async def open_streamer(uri: StreamUri, options: ConnectOptions) -> KafkaStreame
     timeout = options.connect_timeout
     await _fail_fast(str(config["bootstrap.servers"]), timeout, uri.redacted())
     try:
-        await asyncio.to_thread(admin.list_topics, timeout=timeout)
+        metadata = await asyncio.to_thread(admin.list_topics, timeout=timeout)
     except KafkaException as exc:
         servers = config["bootstrap.servers"]
         raise ConnectError(
@@ -212,4 +226,11 @@ async def open_streamer(uri: StreamUri, options: ConnectOptions) -> KafkaStreame
             f"({describe_kafka_error(exc.args[0])})",
             uri.redacted(),
         ) from None
-    return KafkaStreamer(uri, options, admin)
+    return KafkaStreamer(uri, options, admin, _usable_topics(metadata))
+
+
+def _usable_topics(metadata: Any) -> frozenset[str]:
+    """Topics of a cluster listing that exist without error and have partitions."""
+    return frozenset(
+        name for name, info in metadata.topics.items() if info.error is None and info.partitions
+    )

@@ -50,3 +50,9 @@ def test_settings_of_other_backends_are_left_to_them() -> None:
     assert config["linger.ms"] == "7" and config["acks"] == "all"
     error = config_error('No such configuration property: "lingr.ms"', {"kafka.lingr.ms": "1"})
     assert error.where == "-X kafka.lingr.ms=1"
+
+
+def test_clients_reconnect_after_a_short_first_backoff_unless_told_otherwise() -> None:
+    uri = parse_stream_uri("kafka://a:9092/t")
+    assert base_config(uri, {})["reconnect.backoff.ms"] == 10
+    assert base_config(uri, {"reconnect.backoff.ms": "100"})["reconnect.backoff.ms"] == "100"

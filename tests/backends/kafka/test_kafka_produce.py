@@ -1,0 +1,92 @@
+"""The Kafka producer's fast paths against a real broker: what they must not change."""
+
+from __future__ import annotations
+
+from collections import UserList
+from collections.abc import Callable, Sequence
+
+import pytest
+from confluent_kafka.admin import AdminClient
+
+from streamkit.errors import BackendError
+from streamkit.message import Message
+from tests.backends.kafka.helpers import drain, messages, run, streamer
+from tests.servers.kafka_broker import KafkaBroker
+
+Container = Callable[[list[Message]], Sequence[Message]]
+
+
+@pytest.mark.parametrize("container", [tuple, UserList], ids=["tuple", "UserList"])
+def test_a_refused_record_in_any_sequence_fails_after_the_ones_before(
+    kafka_broker: KafkaBroker, container: Container
+) -> None:
+    # Where the column-wise path resumes after a refused record must not depend on the kind
+    # of sequence it was given (a list is covered in test_kafka.py).
+    topic = kafka_broker.topic()
+    kafka_broker.create_topic(topic)
+    sent = messages(topic, 40)
+    sent[25] = Message(topic, 0, 0, 1_700_000_000_000, b"x" * 3_000_000)
+
+    async def main() -> tuple[str, list[Message]]:
+        async with streamer(kafka_broker.address) as s:
+            producer = await s.producer(topic)
+            with pytest.raises(BackendError) as failure:
+                await producer.send_many(container(sent))
+            await producer.close()
+            return str(failure.value), await drain(
+                await s.consumer(topic, offset="start", follow=False)
+            )
+
+    error, got = run(main())
+    assert topic in error and "large" in error.lower()
+    assert [m.payload for m in got] == [m.payload for m in sent[:25]]
+
+
+def test_a_batch_mixing_messages_bytes_and_str_delivers_all_in_order(
+    kafka_broker: KafkaBroker,
+) -> None:
+    topic = kafka_broker.topic()
+    kafka_broker.create_topic(topic)
+    sent: list[Message | bytes | str] = [*messages(topic, 30)]
+    sent[10] = b"raw bytes"
+    sent[20] = "text"
+
+    async def main() -> list[Message]:
+        async with streamer(kafka_broker.address) as s:
+            producer = await s.producer(topic)
+            await producer.send_many(sent)
+            await producer.close()
+            return await drain(await s.consumer(topic, offset="start", follow=False))
+
+    got = run(main())
+    expected = [
+        item.payload if isinstance(item, Message) else bytes(item, "utf-8")
+        if isinstance(item, str) else item
+        for item in sent
+    ]  # fmt: skip
+    assert [m.payload for m in got] == expected
+    assert got[5].timestamp == 1_700_000_000_005
+
+
+def test_a_topic_deleted_after_connecting_is_an_error_not_a_silent_loss(
+    kafka_broker: KafkaBroker,
+) -> None:
+    """The connect-time listing lets a producer skip its own topic check; a topic deleted
+    after that listing fails the delivery, and close() says which topic."""
+    topic = kafka_broker.topic("gone")
+    kafka_broker.create_topic(topic)
+    settings = {"allow.auto.create.topics": "false", "topic.metadata.propagation.max.ms": "200"}
+
+    async def main() -> None:
+        async with streamer(kafka_broker.address, settings=settings) as s:
+            admin = AdminClient({"bootstrap.servers": kafka_broker.address})
+            for future in admin.delete_topics([topic]).values():
+                future.result(10)
+            producer = await s.producer(topic)
+            await producer.send_many(messages(topic, 50))
+            await producer.close()
+
+    with pytest.raises(BackendError) as info:
+        run(main())
+    assert repr(topic) in str(info.value)
+    assert "does not exist" in str(info.value) or "could not be delivered" in str(info.value)
