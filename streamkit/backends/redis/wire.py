@@ -268,6 +268,8 @@ class RedisConnection:
         skip = codec.skip_replies
         if skip is None:
             replies = await self.read_replies(count)
+            if hiredis.ReplyError not in map(type, replies):  # the usual batch: no loop in Python
+                return []  # (this Reader makes no ReplyError subclasses: the types are exact)
             return [(i, r) for i, r in enumerate(replies) if isinstance(r, hiredis.ReplyError)]
         failed: list[tuple[int, Any]] = []
         done = 0
