@@ -14,7 +14,6 @@ from typing import Any
 import click
 
 from streamkit.backends.base import ConnectOptions, Producer
-from streamkit.backends.stdio import StdioProducer, relay_lines
 from streamkit.cli.notes import filtered_note
 from streamkit.cli.options import (
     DURATION,
@@ -175,6 +174,8 @@ async def _relay(
                 producer = await sink.producer(output_key, producer_options)
                 template: Template | None = values.get("template")
                 if template is not None:
+                    from streamkit.backends.stdio import StdioProducer  # output is stdio here
+
                     assert isinstance(producer, StdioProducer)
                     producer.use_encoder(template.encode)
                 shutdown.on_stop(consumer.stop)
@@ -195,7 +196,10 @@ async def _relay(
                         and not consumer_options.needs_commit
                         and pacer is None
                         and stats is None
+                        and output_uri.scheme == "stdio"  # a file relay never imports stdio
                     ):
+                        from streamkit.backends.stdio import relay_lines
+
                         fast = await relay_lines(consumer, producer)  # stdio → stdio in C
                     if fast is not None:
                         relayed = fast

@@ -13,7 +13,6 @@ from collections.abc import Callable, Sequence
 from streamkit.backends.base import Payload, Producer, ProducerOptions
 from streamkit.errors import DataError, UsageError
 from streamkit.formats.codec import encode_lines
-from streamkit.formats.jsonl import encode_json_lines
 from streamkit.message import BROADCAST, Message, now_ms
 
 
@@ -61,6 +60,8 @@ class StdioProducer(Producer):
         self.clock = clock
         self._encode: Callable[[Sequence[Message], str | None], bytes]
         if options.output_format == "json":
+            from streamkit.formats.jsonl import encode_json_lines  # here: orjson costs start-up
+
             self._encode = encode_json_lines
         elif options.output_format == "line":
             self._encode = encode_lines
