@@ -31,7 +31,7 @@ from streamkit.cli.runner import Shutdown, run_async, tune_gc
 from streamkit.cli.stats import RelayStats
 from streamkit.connect import open_streamer
 from streamkit.errors import UsageError
-from streamkit.formats.template import Template
+from streamkit.formats.printing.template import Template
 from streamkit.replay.join import Join
 from streamkit.uri import StreamUri
 
