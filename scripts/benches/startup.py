@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Start-up of streamkit's commands on stdio and file URIs, over ``python -c pass`` (issue 16).
 
-    python scripts/benches/startup.py [--runs 10] [--before DIR]
+    python scripts/benches/startup.py [--runs 10] [--before DIR] [--instructions]
 
 Target (issue 16): any command on a stdio or file URI starts within 0.1 s. Judged here on the
 time OVER bare Python: a command's best wall time minus the best wall time of ``python -c pass``
@@ -18,6 +18,10 @@ Two tables:
    that ``python -c pass`` does not import (self times summed), the part of it in streamkit's
    own modules, and the biggest things streamkit imports from outside (cumulative times of the
    outside modules a streamkit module imports directly).
+
+``--instructions`` adds a third table: instructions executed (valgrind's callgrind, one run
+each, ``PYTHONHASHSEED=0``), the same for every run however loaded the machine is, so before
+and now compare exactly where wall times of a shared machine do not.
 
 Commands run as the console script pip writes (``from streamkit.cli.main import main``), not
 through a version manager's shell shim, which adds its own start-up. ``--before DIR`` measures
@@ -143,6 +147,16 @@ def summarise(imports: Imports, bare: set[str]) -> tuple[float, float, list[tupl
     return total, ours, outside
 
 
+def instructions(tree: Path | None, args: str, work: Path) -> int:
+    """Instructions executed by the command (``tree`` None: the yardstick), under callgrind."""
+    program = f"{PY} -c pass" if tree is None else f"{PY} -c '{SCRIPT}' {args}"
+    grind = "valgrind --tool=callgrind --callgrind-out-file=/dev/null"
+    line = f"PYTHONHASHSEED=0 PYTHONPATH={tree or ''} {grind} {program}"
+    _, stderr = wall(line, work)
+    counted = [row for row in stderr.splitlines() if "Collected :" in row]
+    return int(counted[-1].rsplit(":", 1)[1])
+
+
 def _ours(name: str) -> bool:
     return name == "streamkit" or name.startswith("streamkit.")
 
@@ -151,6 +165,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--runs", type=int, default=10)
     parser.add_argument("--before", type=Path, help="another checkout to compare with")
+    parser.add_argument(
+        "--instructions", action="store_true", help="also count instructions (valgrind)"
+    )
     args = parser.parse_args()
     trees = [ROOT] if args.before is None else [args.before.resolve(), ROOT]
     labels = ["now"] if args.before is None else ["before", "now"]
@@ -168,6 +185,12 @@ def main() -> None:
             }
             for tree in trees
         ]
+        counts: list[dict[str, int]] = []
+        if args.instructions:
+            base_count = instructions(None, "", work)
+            counts = [
+                {name: instructions(tree, line, work) for name, line in COMMANDS} for tree in trees
+            ]
     print(f"best of {args.runs} runs, {os.cpu_count()} cores, Python {sys.version.split()[0]}")
     print(
         f"\nTarget: a command on a stdio or file URI takes at most {TARGET_MS:.0f} ms more than"
@@ -192,6 +215,18 @@ def main() -> None:
             total, ours, outside = summarise(found[name], bare)
             top = ", ".join(f"{module} {ms:.1f}" for module, ms in outside[:5])
             print(f"| {name} | {label} | {total:.1f} ms | {ours:.1f} ms | {top} |")
+    if counts:
+        print(f"\nInstructions (callgrind), `{YARDSTICK}`: {base_count / 1e6:.0f} M\n")
+        print("| command | tree | instructions | over yardstick | ratio |")
+        print("|---|---|---:|---:|---:|")
+        for name, _ in COMMANDS:
+            for label, counted in zip(labels, counts):
+                count = counted[name]
+                over = (count - base_count) / 1e6
+                print(
+                    f"| {name} | {label} | {count / 1e6:.0f} M | {over:+.0f} M "
+                    f"| {count / base_count:.2f} |"
+                )
 
 
 if __name__ == "__main__":

@@ -235,7 +235,7 @@ def consumer_options(function: F) -> F:
             ),
             click.option(
                 "--input-format",
-                type=click.Choice(list(STREAM_FORMATS)),
+                type=click.Choice(["line", "json"]),
                 default="line",
                 show_default=True,
                 help="stdin format: the line format or one JSON object per line.",
@@ -283,7 +283,7 @@ def producer_options(function: F) -> F:
         [
             click.option(
                 "--output-format",
-                type=click.Choice(["line", "json"]),
+                type=click.Choice(list(STREAM_FORMATS)),
                 default="line",
                 show_default=True,
                 help="stdout format: the line format or one JSON object per message "
