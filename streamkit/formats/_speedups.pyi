@@ -45,3 +45,11 @@ def ss_encode(
 def kafka_records(
     raw: list[Any], i: int, topic: str | None, last: dict[Any, int] | None, out: list[Message], /
 ) -> int: ...
+def kafka_produce(
+    produce: Callable[..., None],
+    topic: str,
+    messages: list[Any] | tuple[Any, ...],
+    start: int,
+    same_topic: bool,
+    /,
+) -> tuple[int, BaseException | None]: ...

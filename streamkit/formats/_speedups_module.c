@@ -17,6 +17,7 @@
  *   _speedups_encode.c  encode(): Messages → lines
  *   _speedups_ss.c      CRC-16 and the .ss frames: ss_scan(), ss_encode(), crc16()
  *   _speedups_kafka.c   kafka_records(): confluent-kafka's records → Messages
+ *   _speedups_kafka_produce.c  kafka_produce(): Messages → confluent-kafka's produce()
  */
 #include "_speedups.h"
 #include <structmember.h>
@@ -133,6 +134,8 @@ static PyMethodDef methods[] = {
      "ss_scan(buf, i, lim, limit, out, verify) -> (i, frame_start, ended, stopped)"},
     {"kafka_records", (PyCFunction)(void (*)(void))sk_kafka_records, METH_FASTCALL,
      "kafka_records(raw, i, topic, last, out) -> index of the first record left to Python"},
+    {"kafka_produce", (PyCFunction)(void (*)(void))sk_kafka_produce, METH_FASTCALL,
+     "kafka_produce(produce, topic, messages, start, same_topic) -> (index, error)"},
     {NULL, NULL, 0, NULL},
 };
 
