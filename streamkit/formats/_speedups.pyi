@@ -46,7 +46,7 @@ def kafka_records(
     raw: list[Any], i: int, topic: str | None, last: dict[Any, int] | None, out: list[Message], /
 ) -> int: ...
 def kafka_produce(
-    produce: Callable[..., None],
+    produce: Callable[..., object],
     topic: str,
     messages: list[Any] | tuple[Any, ...],
     start: int,

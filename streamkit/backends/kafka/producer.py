@@ -39,7 +39,7 @@ _EXACT_ITERATORS = (list, tuple)
 """Sequences whose iterators report exactly how many items are left."""
 
 _ProduceLoop = Callable[
-    [Callable[..., None], str, list[Any] | tuple[Any, ...], int, bool],
+    [Callable[..., object], str, list[Any] | tuple[Any, ...], int, bool],
     tuple[int, BaseException | None],
 ]
 _produce_loop: _ProduceLoop | None = None
