@@ -54,3 +54,11 @@ def kafka_lines(
     sink: bytearray,
     /,
 ) -> int: ...
+def kafka_produce(
+    produce: Callable[..., object],
+    topic: str,
+    messages: list[Any] | tuple[Any, ...],
+    start: int,
+    same_topic: bool,
+    /,
+) -> tuple[int, BaseException | None]: ...

@@ -17,6 +17,7 @@
  *   _speedups_encode.c  encode(): Messages → lines
  *   _speedups_ss.c      CRC-16 and the .ss frames: ss_scan(), ss_encode(), crc16()
  *   _speedups_kafka.c   confluent-kafka's records → Messages (kafka_records) or lines (kafka_lines)
+ *   _speedups_kafka_produce.c  kafka_produce(): Messages → confluent-kafka's produce()
  */
 #include "_speedups.h"
 #include <structmember.h>
@@ -136,6 +137,8 @@ static PyMethodDef methods[] = {
     {"kafka_lines", (PyCFunction)(void (*)(void))sk_kafka_lines, METH_FASTCALL,
      "kafka_lines(raw, i, topic, last, out_key, sink) -> index of the first record left to "
      "Python"},
+    {"kafka_produce", (PyCFunction)(void (*)(void))sk_kafka_produce, METH_FASTCALL,
+     "kafka_produce(produce, topic, messages, start, same_topic) -> (index, error)"},
     {NULL, NULL, 0, NULL},
 };
 
