@@ -6,10 +6,12 @@ async with streamkit.connect("redis://127.0.0.1:6379") as streamer:
 
 streamkit.join(consumers, max_lateness=1.0) merges several consumers into one timeline.
 
-The names that need asyncio (the backend seam, ``Join``) are imported on first use, so
-``import streamkit`` -- and every CLI command's start-up -- stays cheap (docs/benchmarks.md,
-"Start-up"). ``__all__`` is the public API, pinned by tests/test_public_api.py and documented in
-docs/api.md.
+Only ``connect`` and the errors are imported with the package: every other name is imported on
+first use (the backend seam and ``Join`` need asyncio, ``Message`` and ``StreamUri`` dataclasses),
+so ``import streamkit`` -- and ``streamkit --version`` -- stays cheap (docs/benchmarks.md,
+"Start-up"). ``connect`` cannot wait: importing the ``streamkit.connect`` module would otherwise
+bind the package's ``connect`` to the module, not the function. ``__all__`` is the public API,
+pinned by tests/test_public_api.py and documented in docs/api.md.
 """
 
 from __future__ import annotations
@@ -26,8 +28,6 @@ from streamkit.errors import (
     StreamkitError,
     UsageError,
 )
-from streamkit.message import Message
-from streamkit.uri import StreamUri, parse_stream_uri, parse_streamer_uri
 
 if TYPE_CHECKING:
     from streamkit.backends.base import (
@@ -38,7 +38,9 @@ if TYPE_CHECKING:
         ProducerOptions,
         Streamer,
     )
+    from streamkit.message import Message
     from streamkit.replay.join import Join, join
+    from streamkit.uri import StreamUri, parse_stream_uri, parse_streamer_uri
 
 __version__ = "0.1.0"
 
@@ -74,11 +76,15 @@ _LAZY = {
     "Streamer": "streamkit.backends.base",
     "Join": "streamkit.replay.join",
     "join": "streamkit.replay.join",
+    "Message": "streamkit.message",
+    "StreamUri": "streamkit.uri",
+    "parse_stream_uri": "streamkit.uri",
+    "parse_streamer_uri": "streamkit.uri",
 }
 
 
 def __getattr__(name: str) -> Any:
-    """Import a public name that needs asyncio on first use (PEP 562), then keep it."""
+    """Import a public name on first use (PEP 562), then keep it."""
     module = _LAZY.get(name)
     if module is None:
         raise AttributeError(f"module 'streamkit' has no attribute {name!r}")

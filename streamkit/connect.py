@@ -9,10 +9,9 @@ import importlib
 from collections.abc import Generator
 from typing import TYPE_CHECKING, Any
 
-from streamkit.uri import StreamUri, parse_streamer_uri
-
 if TYPE_CHECKING:  # imported when used: `import streamkit` must not import asyncio (start-up)
     from streamkit.backends.base import ConnectOptions, Streamer
+    from streamkit.uri import StreamUri
 
 __all__ = ["connect"]
 
@@ -65,6 +64,7 @@ def connect(
     manager (``async with connect(uri) as streamer``, closed on exit).
     """
     from streamkit.backends.base import ConnectOptions
+    from streamkit.uri import parse_streamer_uri
 
     parsed = parse_streamer_uri(uri) if isinstance(uri, str) else uri
     if option_values:

@@ -22,8 +22,8 @@ from streamkit.cli import main as cli_main
 CLIENT_LIBRARIES = ["confluent_kafka", "redis", "hiredis", "uvicorn", "aiohttp", "httptools"]
 
 
-def _modules_after(code: str, cwd: Path | None = None) -> set[str]:
-    """The names in ``sys.modules`` after running ``code`` in a new python."""
+def _modules_after(code: str, cwd: Path | None = None, stdin: bytes = b"") -> set[str]:
+    """The names in ``sys.modules`` after running ``code`` in a new python (``stdin`` on fd 0)."""
     probe = (
         "import sys, json\n"
         f"{code}\n"
@@ -31,7 +31,12 @@ def _modules_after(code: str, cwd: Path | None = None) -> set[str]:
         "sys.stderr.write('\\nMODULES ' + json.dumps(sorted(sys.modules)))\n"
     )
     done = subprocess.run(
-        [sys.executable, "-c", probe], capture_output=True, timeout=60, cwd=cwd, check=False
+        [sys.executable, "-c", probe],
+        input=stdin,
+        capture_output=True,
+        timeout=60,
+        cwd=cwd,
+        check=False,
     )
     stderr = done.stderr.decode()
     assert "MODULES " in stderr, stderr
@@ -64,6 +69,16 @@ def test_importing_the_cli_imports_no_backend_client_library() -> None:
 def test_importing_streamkit_does_not_import_asyncio_until_a_backend_name_is_used() -> None:
     assert "asyncio" not in _imported_after("import streamkit")
     assert "asyncio" in _imported_after("import streamkit; streamkit.Streamer")
+
+
+def test_importing_streamkit_imports_connect_and_the_errors_only() -> None:
+    loaded = _modules_after("import streamkit")
+    assert {name for name in loaded if name.startswith("streamkit")} == {
+        "streamkit",
+        "streamkit.connect",
+        "streamkit.errors",
+    }
+    assert "streamkit.uri" in _modules_after("import streamkit; streamkit.StreamUri")
 
 
 @pytest.mark.parametrize("args", [["--version"], ["--help"]])
@@ -116,3 +131,46 @@ def test_group_help_table_is_each_commands_own_help(name: str) -> None:
 
 def test_group_help_table_lists_every_command() -> None:
     assert list(cli_main._SHORT_HELP) == list(cli_main._COMMANDS)
+
+
+SS_CODEC = {"streamkit.formats.ss", "streamkit.formats.ss_decoder", "streamkit.formats.ss_compiled"}
+JSON_LINES = {"streamkit.formats.jsonl", "orjson"}
+
+
+def test_stdio_relay_imports_no_ss_codec_json_lines_or_file_backend() -> None:
+    lines = b"[2026-01-01T00:00:00.000 | a | 0 | 0] one\n[a] two\n"
+    loaded = _modules_after(_run_cli("relay", "--input", "stdio:///a"), stdin=lines)
+    assert "streamkit.backends.stdio" in loaded
+    assert not loaded & (SS_CODEC | JSON_LINES | {"streamkit.backends.file", "dateutil"})
+
+
+@pytest.mark.parametrize("flag", ["--input-format", "--output-format"])
+def test_json_lines_are_imported_when_asked_for(flag: str) -> None:
+    line = b'{"topic":"a","payload":1}\n' if flag == "--input-format" else b"[a] one\n"
+    loaded = _modules_after(_run_cli("relay", flag, "json"), stdin=line)
+    assert loaded >= JSON_LINES
+    assert not loaded & SS_CODEC
+
+
+def test_file_relays_import_the_stdio_backend_only_for_a_stdio_side(tmp_path: Path) -> None:
+    to_file = _run_cli("relay", "--input", "stdio:///a", "--output", "file://./a.ss/a")
+    loaded = _modules_after(to_file, cwd=tmp_path, stdin=b"[a] one\n")
+    assert "streamkit.formats.ss_encoder" in loaded
+    assert not loaded & JSON_LINES
+    file_to_file = _run_cli("relay", "--input", "file://./a.ss/a", "--output", "file://./b.ss/a")
+    loaded = _modules_after(file_to_file, cwd=tmp_path)
+    assert (tmp_path / "b.ss").stat().st_size > 0
+    assert not {name for name in loaded if name.startswith("streamkit.backends.stdio")}
+    assert not loaded & JSON_LINES
+
+
+def test_decode_imports_the_json_printer_only_for_json_formats(tmp_path: Path) -> None:
+    relay = _run_cli("relay", "--input", "stdio:///a", "--output", "file://./a.ss/a")
+    _modules_after(relay, cwd=tmp_path, stdin=b'[a] {"x": 1}\n')
+    ndjson = "streamkit.formats.printing.ndjson"
+    log = _modules_after(_run_cli("decode", "a.ss"), cwd=tmp_path)
+    assert "streamkit.formats.printing.log" in log
+    assert not log & {ndjson, "orjson"}
+    assert {ndjson, "orjson"} <= _modules_after(
+        _run_cli("decode", "a.ss", "--format", "ndjson"), cwd=tmp_path
+    )

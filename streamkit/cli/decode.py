@@ -1,7 +1,7 @@
 """``streamkit decode FILE``: a ``.ss`` file as log lines, strict NDJSON, or ss-decode's ndjson.
 
 Reading, seeking and filtering live here; the formats themselves (what each line looks like, the
-fast ``log`` path) are ``formats/printing.py``.
+fast ``log`` path) are the ``formats/printing/`` package.
 
 ``ndjson`` is strict NDJSON (``jq`` reads it); ``log`` and ``ss-ndjson`` match SeaStreamer's
 ss-decode line for line.
@@ -20,7 +20,8 @@ from streamkit.backends.file.reader import SeekTarget, SsFileReader, ss_path
 from streamkit.cli.progress import Progress
 from streamkit.errors import FileFormatError, UsageError
 from streamkit.formats.codec import SsDecoder  # C loops when built
-from streamkit.formats.printing import SsPrinter
+from streamkit.formats.printing import DECODE_FORMATS
+from streamkit.formats.printing.printer import SsPrinter
 from streamkit.formats.ss import FileHeader, Item, is_eos
 from streamkit.message import INTERNAL_KEY, Message, validate_stream_key
 from streamkit.timeutil import parse_time
@@ -179,7 +180,7 @@ Examples:
 @click.option(
     "--format",
     "fmt",
-    type=click.Choice(["log", "ndjson", "ss-ndjson"]),
+    type=click.Choice(list(DECODE_FORMATS)),
     default="log",
     show_default=True,
     help="log: '# header', '[ts | key | seq | shard] payload' lines; ndjson: strict NDJSON, one "

@@ -16,6 +16,7 @@ import click
 
 from streamkit.backends.base import MODES, ConnectOptions, ConsumerOptions, ProducerOptions
 from streamkit.errors import UsageError
+from streamkit.formats.printing import STREAM_FORMATS
 from streamkit.timeutil import format_ms, parse_duration, parse_time, time_note
 from streamkit.uri import StreamUri, parse_stream_uri
 
@@ -282,7 +283,7 @@ def producer_options(function: F) -> F:
         [
             click.option(
                 "--output-format",
-                type=click.Choice(["line", "json"]),
+                type=click.Choice(list(STREAM_FORMATS)),
                 default="line",
                 show_default=True,
                 help="stdout format: the line format or one JSON object per message "

@@ -14,7 +14,6 @@ from typing import Any
 import click
 
 from streamkit.backends.base import ConnectOptions, Consumer, Producer
-from streamkit.backends.stdio import StdioProducer, relay_lines
 from streamkit.cli.notes import filtered_note
 from streamkit.cli.options import (
     DURATION,
@@ -32,7 +31,7 @@ from streamkit.cli.runner import Shutdown, run_async, tune_gc
 from streamkit.cli.stats import RelayStats
 from streamkit.connect import open_streamer
 from streamkit.errors import UsageError
-from streamkit.formats.template import Template
+from streamkit.formats.printing.template import Template
 from streamkit.replay.join import Join
 from streamkit.uri import StreamUri
 
@@ -187,6 +186,8 @@ async def _relay(
                 producer = await sink.producer(output_key, producer_options)
                 template: Template | None = values.get("template")
                 if template is not None:
+                    from streamkit.backends.stdio import StdioProducer  # output is stdio here
+
                     assert isinstance(producer, StdioProducer)
                     producer.use_encoder(template.encode)
                 shutdown.on_stop(consumer.stop)
@@ -207,7 +208,10 @@ async def _relay(
                         and not consumer_options.needs_commit
                         and pacer is None
                         and stats is None
+                        and output_uri.scheme == "stdio"  # a file relay never imports stdio
                     ):
+                        from streamkit.backends.stdio import relay_lines
+
                         fast = await relay_lines(consumer, producer)  # stdio → stdio in C
                     direct = None
                     if fast is None and remaining is None and pacer is None:

@@ -54,6 +54,14 @@ def kafka_lines(
     sink: bytearray,
     /,
 ) -> int: ...
+def kafka_produce(
+    produce: Callable[..., object],
+    topic: str,
+    messages: list[Any] | tuple[Any, ...],
+    start: int,
+    same_topic: bool,
+    /,
+) -> tuple[int, BaseException | None]: ...
 def redis_pack_xadd(entries: Sequence[tuple[str, bytes, bytes, int]], /) -> bytes | None: ...
 def redis_convert_entries(
     entries: Sequence[Any],

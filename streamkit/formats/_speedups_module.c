@@ -17,6 +17,7 @@
  *   _speedups_encode.c  encode(): Messages → lines
  *   _speedups_ss.c      CRC-16 and the .ss frames: ss_scan(), ss_encode(), crc16()
  *   _speedups_kafka.c   confluent-kafka's records → Messages (kafka_records) or lines (kafka_lines)
+ *   _speedups_kafka_produce.c  kafka_produce(): Messages → confluent-kafka's produce()
  *   _speedups_redis.c   redis_pack_xadd(), redis_convert_entries(), redis_skip_replies(): the
  *                       Redis backend's XADD packing, XREAD entries → Messages, XADD acks
  */
@@ -138,6 +139,8 @@ static PyMethodDef methods[] = {
     {"kafka_lines", (PyCFunction)(void (*)(void))sk_kafka_lines, METH_FASTCALL,
      "kafka_lines(raw, i, topic, last, out_key, sink) -> index of the first record left to "
      "Python"},
+    {"kafka_produce", (PyCFunction)(void (*)(void))sk_kafka_produce, METH_FASTCALL,
+     "kafka_produce(produce, topic, messages, start, same_topic) -> (index, error)"},
     {"redis_pack_xadd", sk_redis_pack_xadd, METH_O, "redis_pack_xadd(entries) -> bytes | None"},
     {"redis_convert_entries", (PyCFunction)(void (*)(void))sk_redis_convert_entries,
      METH_FASTCALL,

@@ -14,7 +14,7 @@ per-call cost is what matters.
 
 ``running_update`` needs no byte loop at all: feeding 16 bits into a 16-bit CRC register is a
 multiplication by x^16 modulo the polynomial, so ``T[crc ^ word]`` with one 65,536-entry table
-does it in a single lookup (built on first use, ~20 ms).
+does it in a single lookup (built on first use, ~3 ms).
 """
 
 from __future__ import annotations
@@ -77,12 +77,19 @@ _word_table: list[int] = []
 
 
 def _build_word_table() -> list[int]:
+    """Feeding a word is linear over GF(2) (no reflection, no xorout), so ``T[hi << 8 | lo] ==
+    T[hi << 8] ^ T[lo]``: 512 entries by the byte rule, the other 65,024 by one XOR each. About
+    6x faster than feeding all 65,536 words, and this is start-up time for every command that
+    writes or checks a ``.ss`` file."""
     table = _TABLE
-    out = []
-    for word in range(65536):
+
+    def feed(word: int) -> int:
         r = ((word << 8) & 0xFFFF) ^ table[word >> 8]
-        out.append(((r << 8) & 0xFFFF) ^ table[r >> 8])
-    return out
+        return ((r << 8) & 0xFFFF) ^ table[r >> 8]
+
+    high = [feed(hi << 8) for hi in range(256)]
+    low = [feed(lo) for lo in range(256)]
+    return [h ^ w for h in high for w in low]
 
 
 def word_table() -> list[int]:

@@ -11,6 +11,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from tests.cli.slow_reader import read_slowly
 from tests.servers.kafka_broker import KafkaBroker, Kcat, free_port
 
@@ -25,6 +27,13 @@ def relay(
     )
 
 
+@pytest.fixture(params=["C", "pure"])
+def codec(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """The relay subprocess with the C codec (its Kafka produce loop), then pure Python."""
+    monkeypatch.setenv("STREAMKIT_PURE_PYTHON", "1" if request.param == "pure" else "0")
+    return str(request.param)
+
+
 def kcat_read(kcat: Kcat, broker: KafkaBroker, topic: str, fmt: str = "%s\\n") -> list[str]:
     out = kcat.run(
         ["-b", broker.address, "-C", "-t", topic, "-o", "beginning", "-e", "-q", "-f", fmt]
@@ -32,6 +41,7 @@ def kcat_read(kcat: Kcat, broker: KafkaBroker, topic: str, fmt: str = "%s\\n") -
     return out.decode().splitlines()
 
 
+@pytest.mark.usefixtures("codec")
 def test_stdin_to_kafka_keeps_payloads_and_timestamps_for_kcat(
     kafka_broker: KafkaBroker, kcat: Kcat
 ) -> None:
@@ -66,6 +76,7 @@ def test_what_kcat_writes_relay_prints_in_order(kafka_broker: KafkaBroker, kcat:
         assert line.startswith("[20") and f"| {topic} | {i} | 0] from kcat {i}" in line
 
 
+@pytest.mark.usefixtures("codec")
 def test_json_lines_copy_a_topic_losslessly(
     kafka_broker: KafkaBroker, kcat: Kcat, tmp_path: Path
 ) -> None:
@@ -94,6 +105,7 @@ def test_json_lines_copy_a_topic_losslessly(
     assert kcat_read(kcat, kafka_broker, copy, fmt) == kcat_read(kcat, kafka_broker, source, fmt)
 
 
+@pytest.mark.usefixtures("codec")
 def test_kafka_to_kafka_keeps_keys_headers_and_timestamps(
     kafka_broker: KafkaBroker, kcat: Kcat
 ) -> None:
@@ -186,6 +198,7 @@ def test_errors_are_one_line_with_their_exit_code(kafka_broker: KafkaBroker) -> 
         assert "Traceback" not in err and len(err.splitlines()) == 1, err
 
 
+@pytest.mark.usefixtures("codec")
 def test_relay_into_kafka_survives_a_broker_restart(
     kafka_restartable: KafkaBroker, kcat: Kcat
 ) -> None:
@@ -271,6 +284,7 @@ def test_redis_to_kafka_and_back_keeps_timestamps(
     assert [e for e in entries if e.startswith("r")] == [f"r{i}" for i in range(10)]
 
 
+@pytest.mark.usefixtures("codec")
 def test_sigterm_flushes_what_a_relay_into_kafka_accepted(
     kafka_broker: KafkaBroker, kcat: Kcat
 ) -> None:

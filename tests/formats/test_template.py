@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from streamkit.errors import UsageError
-from streamkit.formats.template import FIELDS, LETTERS, Template
+from streamkit.formats.printing.template import FIELDS, LETTERS, Template
 from streamkit.message import Message
 
 M = Message("orders", 3, 41, 1_796_153_794_123, b"hello", b"k1", (("a", b"1"), ("b", b"x y")))

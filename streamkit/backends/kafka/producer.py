@@ -24,6 +24,7 @@ from confluent_kafka import KafkaError, KafkaException
 from streamkit.backends.base import Payload, Producer, ProducerOptions
 from streamkit.backends.kafka.config import describe_kafka_error
 from streamkit.errors import BackendError, UsageError
+from streamkit.formats import codec
 from streamkit.message import Message
 
 __all__ = ["KafkaProducer", "json_field_key"]
@@ -36,6 +37,18 @@ _key_of = attrgetter("key")
 _timestamp_of = attrgetter("timestamp")
 _EXACT_ITERATORS = (list, tuple)
 """Sequences whose iterators report exactly how many items are left."""
+
+_ProduceLoop = Callable[
+    [Callable[..., object], str, list[Any] | tuple[Any, ...], int, bool],
+    tuple[int, BaseException | None],
+]
+_produce_loop: _ProduceLoop | None = None
+"""``_speedups.kafka_produce`` with the C codec (see ``_produce_compiled``), None on the pure
+path, where ``_produce_column_wise`` (the reference) runs instead."""
+if codec.IMPLEMENTATION == "C":
+    from streamkit.formats import _speedups
+
+    _produce_loop = _speedups.kafka_produce
 
 
 def json_field_key(payload: bytes, name: str) -> bytes | None:
@@ -151,8 +164,12 @@ class KafkaProducer(Producer):
         if self._closed:
             raise UsageError("the producer is closed", self._where)
         by_field = self._partition_by is not None and self._partition_by != "key"
-        if by_field or len(items) < 16 or not await self._produce_column_wise(items):
+        if by_field:
             await self._produce_each(items, 0, by_field)
+        elif _produce_loop is not None:
+            await self._produce_compiled(_produce_loop, items)
+        elif len(items) < 16 or not await self._produce_column_wise(items):
+            await self._produce_each(items, 0, False)
         now = time.monotonic()
         if now >= self._next_poll:
             # Serve delivery reports (failures only) every 20 ms, not every batch: a poll()
@@ -209,11 +226,44 @@ class KafkaProducer(Producer):
             await self._produce_each(items, failed_at, False)
         return True
 
-    async def _produce_each(self, items: Sequence[Payload], start: int, by_field: bool) -> None:
+    async def _produce_compiled(self, loop: _ProduceLoop, items: Sequence[Payload]) -> None:
+        """The C loop produces the Messages, this recovers where it stops, as per item.
+
+        ``loop`` stops at an item it leaves to Python (not a Message, or another topic than the
+        first's when the producer has no stream key) and at a record ``produce()`` refused,
+        returning that record's index and what ``produce()`` raised: the per-item path then
+        sends just that record (waiting for room in librdkafka's queue, or failing with the
+        topic named, as it would have), and the C loop goes on from the next one. Each record
+        is therefore produced once, in order.
+        """
+        batch = items if isinstance(items, (list, tuple)) else list(items)
+        count = len(batch)
+        topic = self.stream_key
+        same_topic = topic is None
+        if topic is None:
+            first = batch[0] if count else None
+            if type(first) is not Message:
+                await self._produce_each(batch, 0, False)
+                return
+            topic = first.stream_key
+        if topic not in self._known_topics:
+            await self.ensure_topic(topic)
+        start = 0
+        while start < count:
+            start, error = loop(self._client.produce, topic, batch, start, same_topic)
+            if error is not None and not isinstance(error, (BufferError, KafkaException)):
+                raise error
+            if start < count:
+                await self._produce_each(batch, start, False, start + 1)
+                start += 1
+
+    async def _produce_each(
+        self, items: Sequence[Payload], start: int, by_field: bool, end: int | None = None
+    ) -> None:
         produce = self._client.produce
         known = self._known_topics
         fixed = self.stream_key
-        for index in range(start, len(items)):
+        for index in range(start, len(items) if end is None else end):
             item = items[index]
             if type(item) is Message and not by_field:
                 topic = fixed or item.stream_key

@@ -21,13 +21,16 @@ from itertools import compress as _compress
 from operator import attrgetter
 from operator import not_ as _not
 from operator import or_ as _or
+from typing import TYPE_CHECKING
 
 from streamkit.backends.base import Consumer, ConsumerOptions
 from streamkit.errors import EndOfStream, UsageError
 from streamkit.formats import line
 from streamkit.formats.codec import LineDecoder
-from streamkit.formats.jsonl import JsonLineDecoder
 from streamkit.message import Message
+
+if TYPE_CHECKING:  # imported when --input-format json asks for it (orjson: start-up)
+    from streamkit.formats.jsonl import JsonLineDecoder
 
 CHUNK_SIZE = 1 << 16
 """Bytes per read. A pipe hands over at most 64 KiB anyway; from a file or a socket, bigger
@@ -62,6 +65,8 @@ class _StdinHub:
             )
         if self.decoder is None:
             if options.input_format == "json":
+                from streamkit.formats.jsonl import JsonLineDecoder
+
                 self.decoder = JsonLineDecoder("<stdin>", on_invalid=options.on_invalid, warn=_warn)
             elif options.input_format == "line":
                 self.decoder = LineDecoder(

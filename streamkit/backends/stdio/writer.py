@@ -12,8 +12,7 @@ from collections.abc import Callable, Sequence
 
 from streamkit.backends.base import Payload, Producer, ProducerOptions
 from streamkit.errors import DataError, UsageError
-from streamkit.formats.codec import encode_lines
-from streamkit.formats.jsonl import encode_json_lines
+from streamkit.formats.printing import stream_encoder
 from streamkit.message import BROADCAST, Message, now_ms
 
 
@@ -60,15 +59,8 @@ class StdioProducer(Producer):
         self.writer = writer
         self.clock = clock
         self._encode: Callable[[Sequence[Message], str | None], bytes]
-        if options.output_format == "json":
-            self._encode = encode_json_lines
-        elif options.output_format == "line":
-            self._encode = encode_lines
-        else:
-            raise UsageError(
-                f"unknown output format {options.output_format!r}: use line or json",
-                "--output-format",
-            )
+        # The format's module is imported here, by name: JSON lines need orjson (start-up).
+        self._encode = stream_encoder(options.output_format)
         self.closed = False
 
     async def send_many(self, items: Sequence[Payload]) -> None:

@@ -14,6 +14,8 @@ from streamkit.message import Message, now_ms
 from tests.backends.kafka.helpers import collect, drain, messages, produce, run, streamer
 from tests.servers.kafka_broker import KafkaBroker
 
+pytestmark = pytest.mark.usefixtures("produce_loop")  # the pure produce path, then the C loop
+
 
 async def produce_then_read_all(
     broker: KafkaBroker, topic: str, sent: list[Message]

@@ -22,7 +22,7 @@ from streamkit.backends.stdio.writer import StdioProducer, _StdoutWriter
 from streamkit.errors import DataError, EndOfStream
 from streamkit.formats import _speedups, codec
 from streamkit.formats.kafka_lines import kafka_lines as pure_kafka_lines
-from streamkit.formats.template import Template
+from streamkit.formats.printing.template import Template
 from tests.backends.kafka.helpers import run, streamer
 from tests.servers.kafka_broker import KafkaBroker
 

@@ -8,12 +8,15 @@ from collections.abc import Callable, Sequence
 import pytest
 from confluent_kafka.admin import AdminClient
 
+from streamkit.backends.kafka.producer import KafkaProducer
 from streamkit.errors import BackendError
 from streamkit.message import Message
 from tests.backends.kafka.helpers import drain, messages, run, streamer
 from tests.servers.kafka_broker import KafkaBroker
 
 Container = Callable[[list[Message]], Sequence[Message]]
+
+pytestmark = pytest.mark.usefixtures("produce_loop")  # the pure path, then the C loop
 
 
 @pytest.mark.parametrize("container", [tuple, UserList], ids=["tuple", "UserList"])
@@ -90,3 +93,81 @@ def test_a_topic_deleted_after_connecting_is_an_error_not_a_silent_loss(
         run(main())
     assert repr(topic) in str(info.value)
     assert "does not exist" in str(info.value) or "could not be delivered" in str(info.value)
+
+
+def _varied(topic: str, count: int) -> list[Message]:
+    """Messages with keys, timestamps and, on some, headers (an empty header value included)."""
+    return [
+        Message(
+            topic,
+            0,
+            0,
+            1_600_000_000_000 + 7 * i,
+            b"value-%d" % i,
+            b"k%d" % (i % 4) if i % 3 else None,
+            (("h", b"%d" % i), ("empty", b"")) if i % 5 == 2 else (),
+        )
+        for i in range(count)
+    ]
+
+
+def test_a_full_queue_mid_batch_delivers_every_record_once_in_order(
+    kafka_broker: KafkaBroker, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # librdkafka's queue holds 5 messages: produce() refuses records mid-batch (BufferError),
+    # the producer waits for room and retries exactly the refused one, then goes on.
+    topic = kafka_broker.topic()
+    kafka_broker.create_topic(topic)
+    sent = _varied(topic, 300)
+    waits = []
+    wait_for_room = KafkaProducer._produce_when_room
+
+    async def counting(self: KafkaProducer, args: tuple[object, ...]) -> None:
+        waits.append(args[1])
+        await wait_for_room(self, args)
+
+    monkeypatch.setattr(KafkaProducer, "_produce_when_room", counting)
+
+    async def main() -> list[Message]:
+        settings = {"queue.buffering.max.messages": "5"}
+        async with streamer(kafka_broker.address, settings=settings) as s:
+            producer = await s.producer(topic)
+            await producer.send_many(sent[:150])
+            await producer.send_many(tuple(sent[150:]))
+            await producer.close()
+            return await drain(await s.consumer(topic, offset="start", follow=False))
+
+    got = run(main())
+    assert waits and len(waits) < len(sent)  # refused mid-batch, more than once is fine
+    assert [(m.payload, m.key, m.timestamp, m.headers) for m in got] == [
+        (m.payload, m.key, m.timestamp, m.headers) for m in sent
+    ]
+
+
+def test_a_batch_alternating_topics_without_a_stream_key_reaches_each_topic(
+    kafka_broker: KafkaBroker,
+) -> None:
+    # Without a stream key each Message names its topic; the C loop stops where the topic
+    # changes and the per-item path sends that record.
+    first, second = kafka_broker.topic(), kafka_broker.topic()
+    kafka_broker.create_topic(first)
+    kafka_broker.create_topic(second)
+    sent = _varied(first, 60)
+    for i in range(0, 60, 7):
+        sent[i] = _varied(second, 60)[i]
+
+    async def main() -> tuple[list[Message], list[Message]]:
+        async with streamer(kafka_broker.address) as s:
+            producer = await s.producer(None)
+            await producer.send_many(sent)
+            await producer.close()
+            return (
+                await drain(await s.consumer(first, offset="start", follow=False)),
+                await drain(await s.consumer(second, offset="start", follow=False)),
+            )
+
+    got_first, got_second = run(main())
+    for got, topic in ((got_first, first), (got_second, second)):
+        assert [(m.payload, m.key, m.timestamp) for m in got] == [
+            (m.payload, m.key, m.timestamp) for m in sent if m.stream_key == topic
+        ]
