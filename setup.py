@@ -65,6 +65,7 @@ class OptionalBuildExt(build_ext):
 
 _C_PARTS = ["module", "text", "scan", "encode", "ss", "kafka"]
 _C_PARTS += ["kafka_produce"]
+_C_PARTS += ["redis"]
 """The C files of the one extension module (see _speedups_module.c for what each holds)."""
 
 extensions = []

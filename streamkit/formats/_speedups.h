@@ -158,6 +158,9 @@ PyObject *sk_ss_encode(PyObject *self, PyObject *const *args, Py_ssize_t nargs);
 PyObject *sk_kafka_records(PyObject *self, PyObject *const *args, Py_ssize_t nargs);
 PyObject *sk_kafka_lines(PyObject *self, PyObject *const *args, Py_ssize_t nargs);
 PyObject *sk_kafka_produce(PyObject *self, PyObject *const *args, Py_ssize_t nargs);
+PyObject *sk_redis_pack_xadd(PyObject *self, PyObject *entries);
+PyObject *sk_redis_convert_entries(PyObject *self, PyObject *const *args, Py_ssize_t nargs);
+PyObject *sk_redis_skip_replies(PyObject *self, PyObject *const *args, Py_ssize_t nargs);
 
 #if defined(__GNUC__)
 #pragma GCC visibility pop

@@ -1,6 +1,6 @@
 """Types of the compiled codec (streamkit/formats/_speedups_*.c, one extension module)."""
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from streamkit.message import Message
@@ -62,3 +62,16 @@ def kafka_produce(
     same_topic: bool,
     /,
 ) -> tuple[int, BaseException | None]: ...
+def redis_pack_xadd(entries: Sequence[tuple[str, bytes, bytes, int]], /) -> bytes | None: ...
+def redis_convert_entries(
+    entries: Sequence[Any],
+    start: int,
+    stream_key: str,
+    shard_id: int,
+    end_seq: int,
+    until_ms: int,
+    field_name: bytes,
+    out: list[Message],
+    /,
+) -> tuple[int, bool]: ...
+def redis_skip_replies(buf: bytes, pos: int, count: int, /) -> tuple[int, int, int]: ...

@@ -18,6 +18,8 @@
  *   _speedups_ss.c      CRC-16 and the .ss frames: ss_scan(), ss_encode(), crc16()
  *   _speedups_kafka.c   confluent-kafka's records → Messages (kafka_records) or lines (kafka_lines)
  *   _speedups_kafka_produce.c  kafka_produce(): Messages → confluent-kafka's produce()
+ *   _speedups_redis.c   redis_pack_xadd(), redis_convert_entries(), redis_skip_replies(): the
+ *                       Redis backend's XADD packing, XREAD entries → Messages, XADD acks
  */
 #include "_speedups.h"
 #include <structmember.h>
@@ -139,6 +141,13 @@ static PyMethodDef methods[] = {
      "Python"},
     {"kafka_produce", (PyCFunction)(void (*)(void))sk_kafka_produce, METH_FASTCALL,
      "kafka_produce(produce, topic, messages, start, same_topic) -> (index, error)"},
+    {"redis_pack_xadd", sk_redis_pack_xadd, METH_O, "redis_pack_xadd(entries) -> bytes | None"},
+    {"redis_convert_entries", (PyCFunction)(void (*)(void))sk_redis_convert_entries,
+     METH_FASTCALL,
+     "redis_convert_entries(entries, start, stream_key, shard_id, end_seq, until_ms, "
+     "field_name, out) -> (index, past)"},
+    {"redis_skip_replies", (PyCFunction)(void (*)(void))sk_redis_skip_replies, METH_FASTCALL,
+     "redis_skip_replies(buf, pos, count) -> (pos, skipped, why)"},
     {NULL, NULL, 0, NULL},
 };
 

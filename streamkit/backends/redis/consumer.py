@@ -15,7 +15,6 @@ Start-up (shards, start ids, groups) and the state shared by both halves are in 
 from __future__ import annotations
 
 import asyncio
-import collections
 import contextlib
 import time
 from collections.abc import Sequence
@@ -25,14 +24,11 @@ import hiredis
 
 from streamkit.backends.redis.ids import (
     MAX_SUB,
-    parse_entry_id,
     redis_key,
     seq_to_id,
 )
 from streamkit.backends.redis.positions import (
-    _MAX_MS,
     _NEW,
-    _NO_LIMIT,
     ConsumerPositions,
     ConsumerSettings,
     _id_tuple,
@@ -40,6 +36,7 @@ from streamkit.backends.redis.positions import (
     _Shard,
     shard_node,
 )
+from streamkit.backends.redis.reading import read_entries
 from streamkit.backends.redis.topology import Backoff, warn
 from streamkit.backends.redis.wire import (
     ServerError,
@@ -164,50 +161,23 @@ class RedisConsumer(ConsumerPositions):
             if self._grouped and shard.position != _NEW and not entries:
                 shard.position = _NEW  # own pending entries all re-read: now the new ones
                 continue
-            stream_key, shard_id, end = shard.stream_key, shard.shard, shard.end
-            end_seq = _NO_LIMIT if end is None else (end[0] << 16) | min(end[1], MAX_SUB)
-            until_ms = _NO_LIMIT if until is None else until
-            last_id = shard.position
-            for entry_id, fields in entries:
-                last_id = entry_id
-                ms_text, _, sub_text = entry_id.partition(b"-")
-                ms, sub = int(ms_text), int(sub_text)
-                wide = sub >= MAX_SUB or ms >= _MAX_MS
-                over = sub > MAX_SUB
-                if wide:
-                    parse_entry_id(entry_id, where)  # raises the DataError for ms >= 2^48
-                    if end is not None and (ms, sub) > end:
-                        shard.done = True
-                        break
-                    sub = MAX_SUB
-                seq = (ms << 16) | sub
-                if seq > end_seq or ms > until_ms:
-                    shard.done = True
-                    break
-                if fields is None:  # pending entry deleted meanwhile (XTRIM): ack it away
-                    self._skip_acks.append((shard.rkey, entry_id))
-                    continue
-                if fields[0] == field_name:
-                    payload = fields[1]
-                else:
-                    values = dict(zip(fields[::2], fields[1::2]))
-                    if field_name not in values:
-                        if self._grouped:
-                            self._skip_acks.append((shard.rkey, entry_id))
-                        continue
-                    payload = values[field_name]
-                if wide:
-                    self.wide_ids += over
-                    if self._grouped:
-                        # XACK needs the real id behind the shared seq: keep them in order
-                        self._wide.setdefault(
-                            (stream_key, shard_id, seq), collections.deque()
-                        ).append((shard.rkey, entry_id))
-                out.append(Message(stream_key, shard_id, seq, ms, payload))
             if not entries:
                 continue
+            last_id, over = read_entries(
+                entries,
+                shard,
+                out,
+                until=until,
+                field_name=field_name,
+                grouped=self._grouped,
+                where=where,
+                skip_acks=self._skip_acks,
+                wide=self._wide,
+            )
+            self.wide_ids += over
             if shard.position != _NEW:
                 shard.position = last_id
+            end = shard.end
             if end is not None and not shard.done and _id_tuple(last_id) >= end:
                 shard.done = True
         if not blocking and (not self._follow or self._until_passed()):
@@ -277,9 +247,13 @@ class RedisConsumer(ConsumerPositions):
                     if len(result) >= count and self._prefetch(reader):
                         # a backlog: read the next page while the caller handles this one
                         reader.task = asyncio.ensure_future(self._read(reader, count))
-        n = min(max_messages, len(self._ready))
-        popleft = self._ready.popleft
-        return [popleft() for _ in range(n)]
+        ready = self._ready
+        if max_messages >= len(ready):  # the usual case: all of it, without a loop per message
+            out = list(ready)
+            ready.clear()
+            return out
+        popleft = ready.popleft
+        return [popleft() for _ in range(max_messages)]
 
     def _prefetch(self, reader: _Reader) -> bool:
         """Realtime only: in a group, a page read ahead would sit pending on this member."""

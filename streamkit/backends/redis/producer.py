@@ -20,7 +20,9 @@ from dataclasses import dataclass, field
 import hiredis
 
 from streamkit.backends.base import Payload, Producer
+from streamkit.backends.redis import codec
 from streamkit.backends.redis.ids import MAX_SUB, redis_key
+from streamkit.backends.redis.resp import AUTO, Entry
 from streamkit.backends.redis.topology import Topology, warn
 from streamkit.backends.redis.wire import (
     ConnectionLost,
@@ -35,14 +37,6 @@ from streamkit.uri import Node
 __all__ = ["RedisProducer"]
 
 _CHUNK = 2000
-_AUTO_ID = b"$1\r\n*\r\n$3\r\nmsg\r\n"
-Entry = tuple[str, bytes, bytes]
-"""(Redis key, payload, the whole encoded XADD command)."""
-
-
-def _ts_id(ms: int) -> bytes:
-    text = b"%d-*" % ms
-    return b"$%d\r\n%s\r\n$3\r\nmsg\r\n" % (len(text), text)
 
 
 @dataclass
@@ -90,12 +84,11 @@ class RedisProducer(Producer):
                 await self._topology.with_reconnect(self._recover, first_error=error)
 
     async def _entries(self, items: Sequence[Payload]) -> list[Entry]:
-        """Each item as (Redis key, payload, its whole encoded XADD command)."""
+        """Each item as an Entry: (Redis key, payload, XADD prefix, the id's ms or AUTO)."""
         out: list[Entry] = []
         append = out.append
         default_key = self.stream_key
         last_id = self._last_id
-        id_ms, id_bytes = -1, b""
         cached: tuple[str, int] | None = None
         key, prefix, last, sub, later, full = "", b"", 0, 0, 0, False
         for item in items:
@@ -110,7 +103,6 @@ class RedisProducer(Producer):
                     known = last_id.get(key)
                     last, sub = await self._stream_last_id(key) if known is None else known
                 ts = item.timestamp
-                payload = item.payload
                 # The id is <ms>-* with ms = max(ts, the last id's ms): Redis ids only grow.
                 # Redis then picks N = the last N + 1 within that ms; past MAX_SUB, next ms.
                 if ts > last:
@@ -122,10 +114,7 @@ class RedisProducer(Producer):
                     last, sub = last + 1, 0
                     later += 1
                     full = True
-                if last != id_ms:
-                    id_ms, id_bytes = last, _ts_id(last)
-                command = b"%s%s$%d\r\n%s\r\n" % (prefix, id_bytes, len(payload), payload)
-                append((key, payload, command))
+                append((key, item.payload, prefix, last))
                 continue
             if cached is not None:
                 last_id[key] = (last, sub)
@@ -143,7 +132,7 @@ class RedisProducer(Producer):
                 raise TypeError(f"cannot send {type(item).__name__}: give bytes, str or Message")
             if default_key in last_id:
                 self._after_auto_id(default_key)
-            append((default_key, payload, self._auto_command(default_key, payload)))
+            append((default_key, payload, self._prefix(default_key), AUTO))
         if cached is not None:
             last_id[key] = (last, sub)
         if later:
@@ -165,9 +154,6 @@ class RedisProducer(Producer):
                 "get the next millisecond (a Redis id holds at most 65,536 per millisecond)"
             )
         self.later += later
-
-    def _auto_command(self, key: str, payload: bytes) -> bytes:
-        return b"%s%s$%d\r\n%s\r\n" % (self._prefix(key), _AUTO_ID, len(payload), payload)
 
     async def _stream_last_id(self, key: str) -> tuple[int, int]:
         """The stream's last id as (ms, N) ((0, 0) for a new stream); checks the type."""
@@ -198,10 +184,6 @@ class RedisProducer(Producer):
             self._prefixes[key] = prefix
         return prefix
 
-    @staticmethod
-    def _encode(entries: list[Entry]) -> bytes:
-        return b"".join([entry[2] for entry in entries])
-
     async def _pipe(self, node: Node) -> _Pipe:
         pipe = self._pipes.get(node)
         if pipe is None or pipe.connection.broken:
@@ -229,7 +211,7 @@ class RedisProducer(Producer):
         for node, batch in by_node.items():
             pipe = pipes[node]
             pipe.inflight.append(batch)
-            pipe.connection.write(self._encode(batch))
+            pipe.connection.write(codec.pack_xadd(batch))
             await pipe.connection.drain()
             while len(pipe.inflight) > 1:
                 await self._collect(pipe)
@@ -238,15 +220,11 @@ class RedisProducer(Producer):
 
     async def _collect(self, pipe: _Pipe) -> None:
         batch = pipe.inflight[0]
-        replies = await pipe.connection.read_replies(len(batch))
+        failed = await pipe.connection.read_acks(len(batch))
         pipe.inflight.popleft()
-        failed: list[tuple[Entry, hiredis.ReplyError]] = []
-        for entry, reply in zip(batch, replies):
-            if isinstance(reply, hiredis.ReplyError):
-                failed.append((entry, reply))
         self.acknowledged += len(batch) - len(failed)
-        for entry, reply in failed:
-            self._handle_failure(entry, reply)
+        for index, reply in failed:
+            self._handle_failure(batch[index], reply)
 
     def _handle_failure(self, entry: Entry, reply: hiredis.ReplyError) -> None:
         key = entry[0]
@@ -256,7 +234,7 @@ class RedisProducer(Producer):
             # Another writer got ahead: the server places it (``*``).
             self._last_id.setdefault(key, (0, 0))
             self._after_auto_id(key)
-            self._orphans.append((key, entry[1], self._auto_command(key, entry[1])))
+            self._orphans.append((key, entry[1], entry[2], AUTO))
         elif code in ("MOVED", "ASK", "TRYAGAIN", "CLUSTERDOWN"):
             self._orphans.append(entry)
             self._stale_slots = True
@@ -288,7 +266,7 @@ class RedisProducer(Producer):
             self._orphans = []
             for node, batch in by_node.items():
                 pipes[node].inflight.append(batch)
-                pipes[node].connection.write(self._encode(batch))
+                pipes[node].connection.write(codec.pack_xadd(batch))
             for pipe in pipes.values():
                 await pipe.connection.drain()
                 while pipe.inflight:

@@ -14,12 +14,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import ssl
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import hiredis
 
+from streamkit.backends.redis import codec
+from streamkit.backends.redis.resp import MORE, OTHER
 from streamkit.errors import BackendError, ConnectError
 from streamkit.uri import Node
 
@@ -101,6 +103,9 @@ class RedisConnection:
         self._reader = reader
         self._writer = writer
         self._parser = hiredis.Reader()
+        self._raw = b""
+        """Bytes read by ``read_acks`` and not parsed yet, from ``_raw_pos``."""
+        self._raw_pos = 0
         self._broken = False
 
     @classmethod
@@ -212,21 +217,11 @@ class RedisConnection:
             self._broken = True
             raise ConnectionLost(f"connection lost: {error}", self.where) from None
 
-    async def read_replies(self, count: int) -> list[Any]:
-        """``count`` replies; error replies come back as ``hiredis.ReplyError`` values."""
-        out: list[Any] = []
-        gets = self._parser.gets
-        append = out.append
+    @contextlib.contextmanager
+    def _reading(self) -> Iterator[None]:
+        """A failed read breaks the connection: mark it, and map the failure to ConnectionLost."""
         try:
-            while len(out) < count:
-                reply = gets()
-                if reply is False:
-                    data = await self._reader.read(_READ_CHUNK)
-                    if not data:
-                        raise ConnectionLost("the server closed the connection", self.where)
-                    self._parser.feed(data)
-                else:
-                    append(reply)
+            yield
         except ConnectionLost:
             self._broken = True
             raise
@@ -236,7 +231,71 @@ class RedisConnection:
         except (OSError, ssl.SSLError, hiredis.ProtocolError) as error:
             self._broken = True
             raise ConnectionLost(f"connection lost: {error}", self.where) from None
+
+    async def _read_chunk(self) -> bytes:
+        data = await self._reader.read(_READ_CHUNK)
+        if not data:
+            raise ConnectionLost("the server closed the connection", self.where)
+        return data
+
+    async def read_replies(self, count: int) -> list[Any]:
+        """``count`` replies; error replies come back as ``hiredis.ReplyError`` values."""
+        out: list[Any] = []
+        parser = self._parser
+        if self._raw_pos < len(self._raw):  # left by read_acks: hiredis parses it first
+            parser.feed(self._raw[self._raw_pos :])
+            self._raw, self._raw_pos = b"", 0
+        gets = parser.gets
+        append = out.append
+        with self._reading():
+            while len(out) < count:
+                reply = gets()
+                if reply is False:
+                    parser.feed(await self._read_chunk())
+                else:
+                    append(reply)
         return out
+
+    async def read_acks(self, count: int) -> list[tuple[int, Any]]:
+        """Read ``count`` replies of which only the errors matter (a batch of XADDs): returns
+        each error reply as (its index, ``hiredis.ReplyError``).
+
+        With the C codec the plain replies are skipped in the bytes as read, with no Python
+        object per reply; anything else goes to hiredis, which then parses until its buffer is
+        used up. Bytes are in one place at a time: hiredis's buffer or ``_raw`` after it.
+        On the pure path hiredis reads every reply (faster than a Python loop over bytes).
+        """
+        skip = codec.skip_replies
+        if skip is None:
+            replies = await self.read_replies(count)
+            if hiredis.ReplyError not in map(type, replies):  # the usual batch: no loop in Python
+                return []  # (this Reader makes no ReplyError subclasses: the types are exact)
+            return [(i, r) for i, r in enumerate(replies) if isinstance(r, hiredis.ReplyError)]
+        failed: list[tuple[int, Any]] = []
+        done = 0
+        parser = self._parser
+        with self._reading():
+            while done < count:
+                if parser.has_data():
+                    reply = parser.gets()
+                    if reply is False:
+                        parser.feed(await self._read_chunk())
+                        continue
+                    if isinstance(reply, hiredis.ReplyError):
+                        failed.append((done, reply))
+                    done += 1
+                    continue
+                raw = self._raw
+                pos, skipped, why = skip(raw, self._raw_pos, count - done)
+                done += skipped
+                if why == MORE:
+                    data = await self._read_chunk()
+                    raw, pos = (raw[pos:] + data if pos < len(raw) else data), 0
+                elif why == OTHER:
+                    parser.feed(raw[pos:])
+                    raw, pos = b"", 0
+                self._raw, self._raw_pos = raw, pos
+        return failed
 
     async def execute_raw(self, data: bytes, count: int) -> list[Any]:
         """Write pre-encoded commands and read their ``count`` replies."""

@@ -14,6 +14,8 @@ from streamkit.message import Message
 from tests.backends.redis.helpers import drain, payloads, run, take
 from tests.servers.redis_server import RedisServer
 
+pytestmark = pytest.mark.usefixtures("redis_codec")  # every test with both Redis codecs
+
 
 def xrange_ids(server: RedisServer, key: str) -> list[str]:
     lines = server.cli("XRANGE", key, "-", "+").split()

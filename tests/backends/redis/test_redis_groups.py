@@ -11,6 +11,8 @@ from streamkit.message import Message
 from tests.backends.redis.helpers import drain, payloads, run, take
 from tests.servers.redis_server import RedisServer
 
+pytestmark = pytest.mark.usefixtures("redis_codec")  # every test with both Redis codecs
+
 
 def pending_count(server: RedisServer, key: str, group: str) -> int:
     return int(server.cli("XPENDING", key, group).split()[0])
