@@ -15,12 +15,13 @@ streamkit runs with the C codec and with ``STREAMKIT_PURE_PYTHON=1``.
 
 Fair comparisons on a shared machine: the programs of one input run in rounds, one run of each
 per round and every other round in reverse order, so a burst of load hits them alike; each row
-keeps its best wall time and its best CPU time (user + system of the pipeline). The C relay
+keeps its best wall time and its best CPU time (user + system of the pipeline); the ratios
+also give the median over the rounds of the ratio within a round. The C relay
 moves a line in ~0.1-0.2 µs but starts in ~0.1-0.3 s, so with 1M lines start-up was most of a
 run and its jitter decided the keyed-vs-default ratio (0.80-1.42 between runs): hence 5M lines
 by default, and the start-up of each relay command (an empty input, in the same rounds) is
 measured so the keyed ratios are also given net of it. Under load (7 sessions on 2 cores) the
-wall ratios still swing by +-30 %; the CPU ratios stay within a few percent. The slow programs
+best-wall ratios still swung by +-20 % between runs; the CPU and median ratios by a few percent. The slow programs
 (pure Python, the regex loop, SeaStreamer's relay) run on the first fifth of the lines and
 their times are scaled up: at 5M lines one run of any of them took longer than all other rows
 of its input together. The tree is byte-compiled first, as an installed package is (with
@@ -34,6 +35,7 @@ import argparse
 import compileall
 import os
 import resource
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -207,6 +209,7 @@ def main() -> None:
         empty = work / "empty.log"
         empty.write_bytes(b"")
         best: dict[tuple[str, str], tuple[float, float | None]] = {}
+        walls: dict[tuple[str, str], list[float]] = {}  # every round's wall time, in order
         dropped: dict[tuple[str, str], int] = {}
         sizes: dict[str, int] = {}
         few = max(1, args.lines // 5)  # the lines of the slow programs (is_slow)
@@ -235,6 +238,7 @@ def main() -> None:
                     # Every time is for args.lines lines: a slow program's is scaled up.
                     scale = args.lines / count
                     result = (result[0] * scale, None if result[1] is None else result[1] * scale)
+                    walls.setdefault((run_label, name), []).append(result[0])
                     old = best.get((run_label, name))
                     if old is not None:
                         cpu = None if result[1] is None else min(result[1], old[1] or result[1])
@@ -263,16 +267,18 @@ def main() -> None:
 
         def ratio(
             a: tuple[str, str], b: tuple[str, str]
-        ) -> tuple[float, float | None, float | None]:
-            """(wall, CPU, wall net of start-up) of b's time over a's: a's rate over b's."""
+        ) -> tuple[float, float, float | None, float | None]:
+            """b's time over a's (a's rate over b's): best wall, median over the rounds of the
+            wall ratio within each round, best CPU, best wall net of start-up."""
             (wall_a, cpu_a), (wall_b, cpu_b) = best[a], best[b]
+            paired = statistics.median(y / x for x, y in zip(walls[a], walls[b]))
             cpu = cpu_b / cpu_a if cpu_a is not None and cpu_b is not None else None
             net = None  # only where start-up is a small part (not with a few thousand lines)
             if a[1] in starts and b[1] in starts:
                 net_a, net_b = wall_a - starts[a[1]], wall_b - starts[b[1]]
                 if min(net_a, net_b) > max(starts[a[1]], starts[b[1]]):
                     net = net_b / net_a
-            return wall_b / wall_a, cpu, net
+            return wall_b / wall_a, paired, cpu, net
 
         four = "4-field lines"
         seven = "4-field, 7 keys x 3 shards"
@@ -296,10 +302,13 @@ def main() -> None:
                 (f"relay SeaStreamer 3-field lines {keyed} ÷ SeaStreamer stdio-relay (target ≥ 3)",
                  ratio((three, keyed_name), (three, SEA_NAME)))
             )  # fmt: skip
-        print("| ratio (same run) | wall | CPU | wall net of start-up |")
-        print("|---|---:|---:|---:|")
-        for text, (wall, cpu, net) in checks:
-            cells = [f"**{wall:.2f}**"] + ["—" if v is None else f"{v:.2f}" for v in (cpu, net)]
+        print(
+            "| ratio (same run) | wall, best | wall, median of rounds | CPU, best | wall net of start-up |"
+        )
+        print("|---|---:|---:|---:|---:|")
+        for text, (wall, paired, cpu, net) in checks:
+            cells = [f"**{wall:.2f}**", f"{paired:.2f}"]
+            cells += ["—" if v is None else f"{v:.2f}" for v in (cpu, net)]
             print(f"| {text} | " + " | ".join(cells) + " |")
         if not have_sea:
             print(f"\n(SeaStreamer's stdio-relay not found in {args.seastreamer}: its rows are skipped;"
