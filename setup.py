@@ -1,4 +1,4 @@
-"""Builds the optional C codec (streamkit/formats/_speedups.c); metadata is in pyproject.toml.
+"""Builds the optional C codec (streamkit/formats/_speedups*.c); metadata is in pyproject.toml.
 
 The extension is optional: when no C compiler (or no Python headers) is found, the install still
 succeeds and streamkit runs on its pure-Python codec, with one line on stderr saying so.
@@ -43,12 +43,16 @@ class OptionalBuildExt(build_ext):
         )
 
 
+_C_PARTS = ["module", "text", "scan", "encode", "ss", "kafka"]
+"""The C files of the one extension module (see _speedups_module.c for what each holds)."""
+
 extensions = []
 if os.environ.get("STREAMKIT_PURE_PYTHON") != "1":
     extensions.append(
         Extension(
             "streamkit.formats._speedups",
-            ["streamkit/formats/_speedups.c"],
+            [f"streamkit/formats/_speedups_{part}.c" for part in _C_PARTS],
+            depends=["streamkit/formats/_speedups.h"],
             extra_compile_args=_FLAGS,
             extra_link_args=["-fsanitize=address,undefined"] if _SANITIZE else [],
             optional=True,

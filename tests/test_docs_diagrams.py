@@ -4,7 +4,7 @@ A renamed class, a moved module or a new import that runs back up fails here, so
 are changed with the code. What is checked, in every ```mermaid block of README.md and docs/:
 
 - a dotted ``streamkit.x.y`` imports (a module, or an attribute of one);
-- a source path (``pipeline/flow.py``, ``formats/_speedups.c``) exists under streamkit/;
+- a source path (``pipeline/flow.py``, ``formats/_speedups_scan.c``) exists under streamkit/;
 - in a node whose label names source files, every capitalised name (``Window``, ``RoundRobin``)
   and every ``name(`` call is defined in one of those files; ``consumer.x``/``producer.x`` are
   members of ``Consumer``/``Producer``; ``A -.- B`` between two such nodes: B subclasses A;

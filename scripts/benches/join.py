@@ -83,7 +83,7 @@ def main() -> None:
         paced = min(timed([*joined_args, "--pace", "1000000x"]) for _ in range(args.repeat))
     cores = os.cpu_count()
     print(
-        f"\n### join of 3 files × {args.messages:,} messages (timestamps interleaved one by "
+        f"\n### join of 3 files x {args.messages:,} messages (timestamps interleaved one by "
         f"one), payload ~{args.size} B, {cores} cores, best of {args.repeat}\n"
     )
     print("| path | msgs/s | time | vs plain relay |")

@@ -237,8 +237,16 @@ async def _relay(
                     if note is not None:
                         sys.stderr.write(f"streamkit relay: {note}\n")
                 skipped = int(getattr(consumer, "skipped", 0) or 0)
-                if skipped or connect.verbose:
+                # A resumed file group whose last run was killed between writing a batch and
+                # committing it finds that batch in the output already and does not write it again.
+                already = int(getattr(consumer, "already_written", 0) or 0)
+                if skipped or already or connect.verbose:
                     extra = f", {skipped} invalid lines skipped" if skipped else ""
+                    if already:
+                        extra += (
+                            f", {already} left out because the output already holds them "
+                            "(written by an interrupted run before its commit)"
+                        )
                     sys.stderr.write(f"streamkit relay: {relayed} messages relayed{extra}\n")
                 report_late(consumer)
         finally:

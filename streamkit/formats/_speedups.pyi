@@ -1,4 +1,4 @@
-"""Types of the compiled line codec (streamkit/formats/_speedups.c)."""
+"""Types of the compiled codec (streamkit/formats/_speedups_*.c, one extension module)."""
 
 from collections.abc import Callable
 from typing import Any

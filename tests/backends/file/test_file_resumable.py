@@ -557,3 +557,20 @@ def test_follow_resumes_where_it_was_killed(tmp_path: Path) -> None:
     )
     assert again.returncode == 0, again.stderr
     check_runs(file_payloads(out), [b"m%d" % i for i in range(2000)], [(held, 1500)], exact=True)
+
+
+def test_the_relay_says_how_many_messages_the_output_already_held(tmp_path: Path) -> None:
+    source, out = tmp_path / "in.ss", tmp_path / "out.ss"
+    run(lambda: write(source, "t", numbered("a", 20)))
+    run(lambda: relay_run(source, out, 3, commit_last=False))
+    held, done = len(file_payloads(out)), committed(source)
+    result = subprocess.run(
+        [sys.executable, "-m", "streamkit.cli.main", "relay", "--input", f"file://{source}/t",
+         "--output", f"file://{out}/t", "--mode", "resumable", "--group", "g", "-e"],
+        capture_output=True, timeout=60,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert file_payloads(out) == numbered("a", 20)
+    said = result.stderr.decode()
+    assert f"{20 - held} messages relayed" in said
+    assert f"{held - done} left out because the output already holds them" in said
