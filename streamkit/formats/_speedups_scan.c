@@ -11,7 +11,10 @@ static int
 parse_u64(const unsigned char *p, Py_ssize_t n, uint64_t *out)
 {
     uint64_t v = 0;
-    for (Py_ssize_t i = 0; i < n; i++) {
+    Py_ssize_t i = 0;
+    for (; i < n && i < 19; i++) /* 19 digits cannot overflow: no check per digit */
+        v = v * 10 + (uint64_t)(p[i] - '0');
+    for (; i < n; i++) {
         uint64_t digit = p[i] - '0';
         if (v > (UINT64_MAX - digit) / 10)
             return 0;

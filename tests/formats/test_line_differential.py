@@ -60,6 +60,8 @@ NUMBERS = st.sampled_from(
         b"-1",
         str(MAX_U64).encode(),
         str(MAX_U64 + 1).encode(),
+        b"9" * 19,  # the most digits the C parser reads without an overflow check
+        b"9" * 20,
         b"1" * 21,
         b"x",
     ]
