@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """stdio relay next to ``cat``, plain Python loops and SeaStreamer's ``stdio-relay``, in one run.
 
-    python scripts/benches/stdio.py [--lines 1000000] [--seastreamer DIR]
+    python scripts/benches/stdio.py [--lines 5000000] [--repeat 3] [--seastreamer DIR]
 
 Inputs (~100-byte lines): streamkit's own four-field lines (what ``clock``/``relay`` write), the
 same spread over 7 keys x 3 shards, SeaStreamer's three-field lines ``[ts | key | seq] payload``
@@ -12,17 +12,35 @@ loop that parses each line with a regular expression and formats it again (what 
 straightforward port would do); SeaStreamer's ``stdio-relay`` (never exits: timed until its
 last output line, then killed; it parses each payload as JSON, so only on JSON payloads).
 streamkit runs with the C codec and with ``STREAMKIT_PURE_PYTHON=1``.
+
+Fair comparisons on a shared machine: the programs of one input run in rounds, one run of each
+per round and every other round in reverse order, so a burst of load hits them alike; each row
+keeps its best wall time and its best CPU time (user + system of the pipeline); the ratios
+also give the median over the rounds of the ratio within a round. The C relay
+moves a line in ~0.1-0.2 µs but starts in ~0.1-0.3 s, so with 1M lines start-up was most of a
+run and its jitter decided the keyed-vs-default ratio (0.80-1.42 between runs): hence 5M lines
+by default, and the start-up of each relay command (an empty input, in the same rounds) is
+measured so the keyed ratios are also given net of it. Under load (7 sessions on 2 cores) the
+best-wall ratios still swung by +-20 % between runs; the CPU and median ratios by a few percent. The slow programs
+(pure Python, the regex loop, SeaStreamer's relay) run on the first fifth of the lines and
+their times are scaled up: at 5M lines one run of any of them took longer than all other rows
+of its input together. The tree is byte-compiled first, as an installed package is (with
+``PYTHONDONTWRITEBYTECODE`` set every run would compile its source).
 """
 
 # ruff: noqa: E501  (tables of rows read best one row per line)
 from __future__ import annotations
 
 import argparse
+import compileall
 import os
+import resource
+import statistics
 import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Mapping
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -54,13 +72,18 @@ def make_input(path: Path, lines: int, fields: int, keys: int = 1, shards: int =
     base = 1_795_417_200_000
     pad = b"x" * 40
     names = [b"tick"] if keys == 1 else [k.encode() for k in KEYS7[:keys]]
+    seconds: dict[int, bytes] = {}  # strftime once per second of timestamps, not per line
     with open(path, "wb") as out:
         for start in range(0, lines, 10_000):
             chunk = []
             for n in range(start, min(lines, start + 10_000)):
                 ms = base if one_time else base + n
                 sec, milli = divmod(ms, 1000)
-                ts = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(sec)).encode()
+                ts = seconds.get(sec)
+                if ts is None:
+                    ts = seconds[sec] = time.strftime(
+                        "%Y-%m-%dT%H:%M:%S", time.gmtime(sec)
+                    ).encode()
                 body = b'{"tick": %d, "pad": "%s"}' % (n, pad)
                 key = names[n % len(names)]
                 if fields == 4:
@@ -71,10 +94,14 @@ def make_input(path: Path, lines: int, fields: int, keys: int = 1, shards: int =
             out.write(b"".join(chunk))
 
 
-def timed(command: str, env: dict[str, str]) -> float:
+def timed(command: str, env: dict[str, str]) -> tuple[float, float]:
+    """(wall seconds, CPU seconds of the whole pipeline) of one shell command."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
     subprocess.run(command, shell=True, check=True, env=env, executable="/bin/bash")
-    return time.perf_counter() - start
+    wall = time.perf_counter() - start
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return wall, after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime
 
 
 def timed_until_lines(
@@ -109,10 +136,24 @@ def timed_until_lines(
     return last - start, seen
 
 
+# (input, program, command or None for SeaStreamer's relay, environment)
+Row = tuple[str, str, str | None, dict[str, str]]
+REGEX_NAME = "python regex parse+format loop"
+SEA_NAME = "SeaStreamer stdio-relay --input tick --output tick"
+START_UP = "start-up"
+"""The pseudo-input of the start-up rows: each C relay command on an empty input."""
+
+
+def is_slow(program: str) -> bool:
+    """Programs timed on the first fifth of the lines: at 5M lines one run of any of them took
+    longer than every other row of its input together, and their start-up is negligible."""
+    return program.endswith("pure Python") or program in (REGEX_NAME, SEA_NAME)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--lines", type=int, default=1_000_000)
-    parser.add_argument("--repeat", type=int, default=3, help="runs per program; the best counts")
+    parser.add_argument("--lines", type=int, default=5_000_000)
+    parser.add_argument("--repeat", type=int, default=3, help="rounds; each row keeps its best")
     parser.add_argument(
         "--seastreamer",
         type=Path,
@@ -120,6 +161,7 @@ def main() -> None:
         help="folder of SeaStreamer's tools (stdio-relay); skipped when absent",
     )
     args = parser.parse_args()
+    compileall.compile_dir(str(ROOT / "streamkit"), quiet=1)
     env = dict(os.environ, PYTHONPATH=str(ROOT))
     env.pop("STREAMKIT_PURE_PYTHON", None)
     pure_env = dict(env, STREAMKIT_PURE_PYTHON="1")
@@ -129,6 +171,9 @@ def main() -> None:
     relay = f"{python} -m streamkit.cli.main relay"
     keyed = "--input stdio:///tick --output stdio:///tick"
     keyed7 = f"--input stdio:///{','.join(KEYS7)} --output stdio:///out"
+    default_name = "streamkit relay (default URIs)"
+    keyed_name = f"streamkit relay {keyed}"
+    keyed7_name = "streamkit relay --input stdio:///k0,…,k6 --output stdio:///out"
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         (work / "pass.py").write_text(PASS_THROUGH)
@@ -139,90 +184,138 @@ def main() -> None:
             "SeaStreamer 3-field lines": (3, 1, 1, False),
             "3-field, one timestamp for all lines": (3, 1, 1, True),
         }
-        # (input, program, command or None for SeaStreamer's relay, environment)
-        plan: list[tuple[str, str, str | None, dict[str, str]]] = []
+        plan: list[Row] = []
         for label in inputs:
             plan.append((label, "cat", "cat", env))
             plan.append((label, "python pass-through loop", f"{python} {work / 'pass.py'}", env))
         plan += [
-            ("4-field lines", "python regex parse+format loop", f"{python} {work / 'regex.py'}", env),
-            ("4-field lines", "streamkit relay (default URIs)", relay, env),
-            ("4-field lines", "streamkit relay (default URIs), pure Python", relay, pure_env),
-            ("4-field lines", f"streamkit relay {keyed}", f"{relay} {keyed}", env),
-            ("4-field, 7 keys x 3 shards", "streamkit relay (default URIs)", relay, env),
-            ("4-field, 7 keys x 3 shards", "streamkit relay --input stdio:///k0,…,k6 --output stdio:///out", f"{relay} {keyed7}", env),
-            ("SeaStreamer 3-field lines", "streamkit relay (default URIs)", relay, env),
-            ("SeaStreamer 3-field lines", f"streamkit relay {keyed}", f"{relay} {keyed}", env),
-            ("SeaStreamer 3-field lines", f"streamkit relay {keyed}, pure Python", f"{relay} {keyed}", pure_env),
-            ("3-field, one timestamp for all lines", f"streamkit relay {keyed}", f"{relay} {keyed}", env),
+            ("4-field lines", REGEX_NAME, f"{python} {work / 'regex.py'}", env),
+            ("4-field lines", default_name, relay, env),
+            ("4-field lines", keyed_name, f"{relay} {keyed}", env),
+            ("4-field lines", f"{default_name}, pure Python", relay, pure_env),
+            ("4-field, 7 keys x 3 shards", default_name, relay, env),
+            ("4-field, 7 keys x 3 shards", keyed7_name, f"{relay} {keyed7}", env),
+            ("SeaStreamer 3-field lines", default_name, relay, env),
+            ("SeaStreamer 3-field lines", keyed_name, f"{relay} {keyed}", env),
+            ("SeaStreamer 3-field lines", f"{keyed_name}, pure Python", f"{relay} {keyed}", pure_env),
+            ("3-field, one timestamp for all lines", keyed_name, f"{relay} {keyed}", env),
         ]  # fmt: skip
         if have_sea:
-            plan.append(("SeaStreamer 3-field lines", "SeaStreamer stdio-relay --input tick --output tick", None, env))
-            plan.append(("3-field, one timestamp for all lines", "SeaStreamer stdio-relay --input tick --output tick", None, env))  # fmt: skip
-        rates: dict[tuple[str, str], float] = {}
+            for label in ("SeaStreamer 3-field lines", "3-field, one timestamp for all lines"):
+                plan.append((label, SEA_NAME, None, env))
+        # Start-up of each C relay command, in the rounds of the first input (see the docstring).
+        start_up = [(START_UP, name, f"{relay} {a}".strip(), env) for name, a in
+                    ((default_name, ""), (keyed_name, keyed), (keyed7_name, keyed7))]  # fmt: skip
+        empty = work / "empty.log"
+        empty.write_bytes(b"")
+        best: dict[tuple[str, str], tuple[float, float | None]] = {}
+        walls: dict[tuple[str, str], list[float]] = {}  # every round's wall time, in order
         dropped: dict[tuple[str, str], int] = {}
         sizes: dict[str, int] = {}
+        few = max(1, args.lines // 5)  # the lines of the slow programs (is_slow)
         for label, (fields, keys, shards, one_time) in inputs.items():
-            data = work / f"{len(sizes)}.log"
+            data = work / "input.log"  # one input at a time: 5M lines are ~0.5 GB
             make_input(data, args.lines, fields, keys, shards, one_time=one_time)
             sizes[label] = data.stat().st_size
-            for row_label, name, command, run_env in plan:
-                if row_label != label:
-                    continue
-                best = 0.0
-                for _ in range(args.repeat):  # the best: on a shared machine slow runs measure neighbours
+            part = work / "part.log"  # the first `few` lines of the same input
+            make_input(part, few, fields, keys, shards, one_time=one_time)
+            rows = [row for row in plan if row[0] == label]
+            if not best:
+                rows += start_up
+            for round_ in range(args.repeat):
+                for row in rows if round_ % 2 == 0 else rows[::-1]:
+                    run_label, name, command, run_env = row
+                    source, count = (part, few) if is_slow(name) else (data, args.lines)
                     if command is None:
-                        seconds, written = timed_until_lines([str(sea_relay), "--input", "tick", "--output", "tick"], data, args.lines)  # fmt: skip
-                        if written < args.lines:
-                            dropped[(label, name)] = args.lines - written
-                        best = max(best, written / seconds)
+                        seconds, written = timed_until_lines([str(sea_relay), "--input", "tick", "--output", "tick"], source, count)  # fmt: skip
+                        if written < count:
+                            dropped[(label, name)] = count - written
+                        result: tuple[float, float | None] = (seconds * count / written, None)
                     else:
-                        best = max(best, args.lines / timed(f"cat {data} | {command} > /dev/null", run_env))
-                rates[(label, name)] = best
+                        if run_label == START_UP:
+                            source = empty
+                        result = timed(f"cat {source} | {command} > /dev/null", run_env)
+                    # Every time is for args.lines lines: a slow program's is scaled up.
+                    scale = args.lines / count
+                    result = (result[0] * scale, None if result[1] is None else result[1] * scale)
+                    walls.setdefault((run_label, name), []).append(result[0])
+                    old = best.get((run_label, name))
+                    if old is not None:
+                        cpu = None if result[1] is None else min(result[1], old[1] or result[1])
+                        result = (min(old[0], result[0]), cpu)
+                    best[(run_label, name)] = result
+            data.unlink()
+            part.unlink()
         print(
             f"### stdio relay ({args.lines:,} lines of ~{sizes['4-field lines'] // args.lines} "
-            f"bytes, best of {args.repeat}; streamkit codec: C unless marked pure Python)\n"
+            f"bytes, best of {args.repeat} interleaved rounds; streamkit codec: C unless marked "
+            f"pure Python; the pure-Python, regex and SeaStreamer rows on the first {few:,})\n"
         )
         print("| input | program | lines/s | MB/s | ÷ pass-through loop |")
         print("|---|---|---:|---:|---:|")
         for label, name, _, _ in plan_sorted(plan, inputs):
-            rate = rates[(label, name)]
-            yardstick = rates[(label, "python pass-through loop")]
+            rate = args.lines / best[(label, name)][0]
+            yardstick = args.lines / best[(label, "python pass-through loop")][0]
             megabytes = sizes[label] / 1e6 / (args.lines / rate)
             print(f"| {label} | {name} | {rate:,.0f} | {megabytes:,.0f} | {rate / yardstick:.2f} |")
         for (label, name), count in dropped.items():
-            print(f"\n({name} on {label}: {count:,} lines never came out; its rate counts the "
+            print(f"\n({name} on {label}: {count:,} of {few:,} lines never came out; its rate counts the "
                   "lines written until its last output)")  # fmt: skip
-        print()
-        default = rates[("4-field lines", "streamkit relay (default URIs)")]
+        starts = {name: best[(START_UP, name)][0] for _, name, _, _ in start_up}
+        print("\nStart-up (same rounds, empty input): " + ", ".join(
+            f"{name} {seconds * 1000:.0f} ms" for name, seconds in starts.items()) + ".\n")  # fmt: skip
+
+        def ratio(
+            a: tuple[str, str], b: tuple[str, str]
+        ) -> tuple[float, float, float | None, float | None]:
+            """b's time over a's (a's rate over b's): best wall, median over the rounds of the
+            wall ratio within each round, best CPU, best wall net of start-up."""
+            (wall_a, cpu_a), (wall_b, cpu_b) = best[a], best[b]
+            paired = statistics.median(y / x for x, y in zip(walls[a], walls[b]))
+            cpu = cpu_b / cpu_a if cpu_a is not None and cpu_b is not None else None
+            net = None  # only where start-up is a small part (not with a few thousand lines)
+            if a[1] in starts and b[1] in starts:
+                net_a, net_b = wall_a - starts[a[1]], wall_b - starts[b[1]]
+                if min(net_a, net_b) > max(starts[a[1]], starts[b[1]]):
+                    net = net_b / net_a
+            return wall_b / wall_a, paired, cpu, net
+
+        four = "4-field lines"
+        seven = "4-field, 7 keys x 3 shards"
+        three = "SeaStreamer 3-field lines"
         checks = [
             ("relay 4-field lines, default URIs ÷ pass-through loop (target ≥ 0.9)",
-             default / rates[("4-field lines", "python pass-through loop")]),
+             ratio((four, default_name), (four, "python pass-through loop"))),
             (f"relay 4-field lines {keyed} ÷ default URIs (target ≥ 0.9)",
-             rates[("4-field lines", f"streamkit relay {keyed}")] / default),
+             ratio((four, keyed_name), (four, default_name))),
             ("relay 7 keys x 3 shards, keyed input ÷ default URIs on 4-field lines (target ≥ 0.9)",
-             rates[("4-field, 7 keys x 3 shards", "streamkit relay --input stdio:///k0,…,k6 --output stdio:///out")] / default),
+             ratio((seven, keyed7_name), (four, default_name))),
+            ("relay 7 keys x 3 shards, keyed input ÷ default URIs on the same lines",
+             ratio((seven, keyed7_name), (seven, default_name))),
+            (f"relay SeaStreamer 3-field lines {keyed} ÷ default URIs on the same lines (target ≥ 0.9)",
+             ratio((three, keyed_name), (three, default_name))),
             ("pure-Python relay ÷ C relay, default URIs",
-             rates[("4-field lines", "streamkit relay (default URIs), pure Python")] / default),
+             ratio((four, f"{default_name}, pure Python"), (four, default_name))),
         ]  # fmt: skip
         if have_sea:
-            sea = rates[("SeaStreamer 3-field lines", "SeaStreamer stdio-relay --input tick --output tick")]  # fmt: skip
             checks.append(
                 (f"relay SeaStreamer 3-field lines {keyed} ÷ SeaStreamer stdio-relay (target ≥ 3)",
-                 rates[("SeaStreamer 3-field lines", f"streamkit relay {keyed}")] / sea)
+                 ratio((three, keyed_name), (three, SEA_NAME)))
             )  # fmt: skip
-        print("| ratio (same run) | value |")
-        print("|---|---:|")
-        for text, value in checks:
-            print(f"| {text} | **{value:.2f}** |")
+        print(
+            "| ratio (same run) | wall, best | wall, median of rounds | CPU, best | wall net of start-up |"
+        )
+        print("|---|---:|---:|---:|---:|")
+        for text, (wall, paired, cpu, net) in checks:
+            cells = [f"**{wall:.2f}**", f"{paired:.2f}"]
+            cells += ["—" if v is None else f"{v:.2f}" for v in (cpu, net)]
+            print(f"| {text} | " + " | ".join(cells) + " |")
         if not have_sea:
             print(f"\n(SeaStreamer's stdio-relay not found in {args.seastreamer}: its rows are skipped;"
                   " pass --seastreamer DIR)")  # fmt: skip
 
 
-def plan_sorted(
-    plan: list[tuple[str, str, str | None, dict[str, str]]], inputs: dict[str, object]
-) -> list[tuple[str, str, str | None, dict[str, str]]]:
+def plan_sorted(plan: list[Row], inputs: Mapping[str, object]) -> list[Row]:
     order = list(inputs)
     return sorted(plan, key=lambda row: order.index(row[0]))
 

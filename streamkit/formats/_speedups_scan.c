@@ -11,7 +11,10 @@ static int
 parse_u64(const unsigned char *p, Py_ssize_t n, uint64_t *out)
 {
     uint64_t v = 0;
-    for (Py_ssize_t i = 0; i < n; i++) {
+    Py_ssize_t i = 0;
+    for (; i < n && i < 19; i++) /* 19 digits cannot overflow: no check per digit */
+        v = v * 10 + (uint64_t)(p[i] - '0');
+    for (; i < n; i++) {
         uint64_t digit = p[i] - '0';
         if (v > (UINT64_MAX - digit) / 10)
             return 0;
@@ -115,6 +118,14 @@ counters_get(Counters *t, PyObject *key, uint64_t shard, int load)
 
 /* ---------------------------------------------------------------- scan */
 
+/* The key filter's left-out lines per key during one scan() call. */
+#define LEFT_OUT_KEYS 16
+typedef struct {
+    PyObject *key[LEFT_OUT_KEYS]; /* str, strong */
+    Py_ssize_t count[LEFT_OUT_KEYS];
+    int n;
+} LeftOut;
+
 enum { LINE_DONE = 0, LINE_SLOW = 1, LINE_ERROR = -1 };
 
 typedef struct {
@@ -129,22 +140,56 @@ typedef struct {
     const unsigned char *out_key;
     Py_ssize_t out_key_len;
     Counters counters;
+    LeftOut left;
     Py_ssize_t emitted;
 } Scan;
 
-/* One more line of stream `key` left out by the key filter (the CLI says so at exit). */
+/* Adds the counts of `t` to the `left_out` dict and empties `t`; -1 with an error set. With an
+ * error already set (scan() failing) it only lets go of the keys: that call's output is dropped
+ * too. */
 static int
-count_left_out(PyObject *left_out, PyObject *key)
+left_out_flush(LeftOut *t, PyObject *left_out)
 {
-    PyObject *old = PyDict_GetItemWithError(left_out, key);
-    if (old == NULL && PyErr_Occurred())
+    int status = PyErr_Occurred() ? -1 : 0;
+    for (int i = 0; i < t->n; i++) {
+        if (status == 0) {
+            PyObject *old = PyDict_GetItemWithError(left_out, t->key[i]);
+            Py_ssize_t before = 0;
+            if (old != NULL)
+                before = PyLong_AsSsize_t(old);
+            if (PyErr_Occurred())
+                status = -1;
+            else {
+                PyObject *count = PyLong_FromSsize_t(before + t->count[i]);
+                if (count == NULL || PyDict_SetItem(left_out, t->key[i], count) < 0)
+                    status = -1;
+                Py_XDECREF(count);
+            }
+        }
+        Py_DECREF(t->key[i]);
+    }
+    t->n = 0;
+    return status;
+}
+
+/* One more line of stream `key` left out by the key filter (the CLI says so at exit): counted
+ * here, added to the dict when scan() returns (a dict update per line cost more than writing
+ * the line would have). */
+static int
+count_left_out(Scan *s, PyObject *key)
+{
+    LeftOut *t = &s->left;
+    for (int i = 0; i < t->n; i++)
+        if (same_key(t->key[i], key)) {
+            t->count[i]++;
+            return 0;
+        }
+    if (t->n == LEFT_OUT_KEYS && left_out_flush(t, s->left_out) < 0)
         return -1;
-    PyObject *count = PyLong_FromSsize_t(old == NULL ? 1 : PyLong_AsSsize_t(old) + 1);
-    if (count == NULL)
-        return -1;
-    int rc = PyDict_SetItem(left_out, key, count);
-    Py_DECREF(count);
-    return rc;
+    Py_INCREF(key);
+    t->key[t->n] = key;
+    t->count[t->n++] = 1;
+    return 0;
 }
 
 static int
@@ -310,7 +355,7 @@ meta_line(Scan *s, const unsigned char *line, Py_ssize_t n)
             slot->keep_result = found;
         }
         if (!slot->keep_result) {
-            if (s->left_out != NULL && count_left_out(s->left_out, key_str) < 0)
+            if (s->left_out != NULL && count_left_out(s, key_str) < 0)
                 return LINE_ERROR;
             return LINE_DONE;
         }
@@ -396,6 +441,7 @@ sk_scan(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
     s.out_key = NULL;
     s.out_key_len = 0;
     s.emitted = 0;
+    s.left.n = 0;
     if (args[11] != Py_None) {
         if (!PyBytes_Check(args[11])) {
             PyErr_SetString(PyExc_TypeError, "scan(): out_key must be bytes or None");
@@ -451,6 +497,8 @@ sk_scan(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
         pos = end + 1;
     }
     if (counters_flush(&s.counters) < 0)
+        status = LINE_ERROR;
+    if (left_out_flush(&s.left, s.left_out) < 0)
         status = LINE_ERROR;
     if (status != LINE_ERROR && s.sink != NULL && sink_buf.len) {
         PyObject *sink = args[9];

@@ -7,12 +7,24 @@ shards, SeaStreamer's three-field lines, plain lines, and invalid lines under ea
 
 from __future__ import annotations
 
+import asyncio
 import os
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+
+from streamkit.backends.base import ConsumerOptions, ProducerOptions
+from streamkit.backends.stdio import (
+    StdioConsumer,
+    StdioProducer,
+    _StdinHub,
+    _StdoutWriter,
+    relay_lines,
+)
+from streamkit.formats import line as pure_line
+from streamkit.formats import line_compiled
 
 ROOT = Path(__file__).resolve().parents[2]
 STREAMKIT = [sys.executable, "-m", "streamkit.cli.main", "relay"]
@@ -116,3 +128,54 @@ def test_a_payload_the_format_cannot_carry_stops_after_the_lines_before_it() -> 
     fast = relay(["--on-invalid", "raw"], data, pure=False)
     assert untimed(fast) == untimed(relay(["--on-invalid", "raw"], data, pure=True))
     assert fast[2] == 3 and fast[0] and fast[1].count(b"\n") == 1
+
+
+KEYED = [
+    ((), None),
+    (("tick",), "tick"),
+    (("k1", "k3"), "out"),
+    (tuple(f"k{n}" for n in range(7)), "out"),
+]
+
+
+@pytest.mark.parametrize("codec", ["pure", "C"])
+@pytest.mark.parametrize(("keys", "out_key"), KEYED, ids=["default", "keyed", "two", "7x3"])
+def test_keyed_uris_take_the_transcoding_path_of_the_default_ones(
+    codec: str, keys: tuple[str, ...], out_key: str | None
+) -> None:
+    """Keys on either side must not send the relay back to the batch loop (issue 12): with the
+    C decoder ``relay_lines`` transcodes and counts what it wrote; the pure one declines."""
+    data = lines(300, 1, 1, 4) + lines(700, 7, 3, 4)
+    in_read, in_write = os.pipe()
+    out_read, out_write = os.pipe()
+    try:
+        os.write(in_write, data)  # ~60 KB: fits the pipe, so no reader is needed meanwhile
+        os.close(in_write)
+        hub = _StdinHub(in_read)
+        hub.configure(ConsumerOptions())
+        decoder = line_compiled.LineDecoder if codec == "C" else pure_line.LineDecoder
+        hub.decoder = decoder("<stdin>")
+        consumer = StdioConsumer(hub, keys, ConsumerOptions())
+        hub.consumers.append(consumer)
+        producer = StdioProducer(_StdoutWriter(out_write), out_key, ProducerOptions())
+        relayed = asyncio.run(relay_lines(consumer, producer))
+        os.close(out_write)
+        written = b""
+        while block := os.read(out_read, 1 << 16):
+            written += block
+    finally:
+        for fd in (in_read, out_read, out_write):
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+    if codec == "pure":
+        assert relayed is None and written == b""
+        return
+    wanted = [
+        line for line in data.splitlines() if not keys or line.split(b" | ")[1].decode() in keys
+    ]
+    assert relayed == len(wanted) == written.count(b"\n")
+    if out_key is not None:
+        assert {line.split(b" | ")[1] for line in written.splitlines()} == {out_key.encode()}
+    assert consumer.filtered == len(data.splitlines()) - len(wanted)

@@ -60,6 +60,8 @@ NUMBERS = st.sampled_from(
         b"-1",
         str(MAX_U64).encode(),
         str(MAX_U64 + 1).encode(),
+        b"9" * 19,  # the most digits the C parser reads without an overflow check
+        b"9" * 20,
         b"1" * 21,
         b"x",
     ]
@@ -187,27 +189,31 @@ def test_random_bytes_agree(chunks: list[bytes], policy: str) -> None:
 
 def relay_pure(
     chunks: list[bytes], policy: str, keep: frozenset[str] | None, out_key: str | None
-) -> tuple[bytes, Any]:
+) -> tuple[bytes, Any, dict[str, int]]:
     """What the batch relay writes: decode, keep the consumer's keys and broadcasts, encode
-    message by message (a DataError stops the output at that message)."""
+    message by message (a DataError stops the output at that message); and per key, how many
+    messages the key filter left out (the CLI's note at exit)."""
     decoder = pure.LineDecoder("in.log", clock=clock, on_invalid=policy, warn=lambda _: None)
     out = bytearray()
+    left_out: dict[str, int] = {}
     try:
         for chunk in [*chunks, None]:
             messages = decoder.feed(chunk) if chunk is not None else decoder.finish()
             for message, broadcast in zip(messages, decoder.broadcast):
                 if keep is None or broadcast or message.stream_key in keep:
                     out += pure.encode_lines([message], out_key)
+                else:
+                    left_out[message.stream_key] = left_out.get(message.stream_key, 0) + 1
             if decoder.error is not None:
                 raise decoder.error
     except DataError as error:
-        return bytes(out), (type(error), str(error))
-    return bytes(out), None
+        return bytes(out), (type(error), str(error)), left_out
+    return bytes(out), None, left_out
 
 
 def relay_compiled(
     chunks: list[bytes], policy: str, keep: frozenset[str] | None, out_key: str | None
-) -> tuple[bytes, Any]:
+) -> tuple[bytes, Any, dict[str, int]]:
     decoder = compiled.LineDecoder("in.log", clock=clock, on_invalid=policy, warn=lambda _: None)
     out = bytearray()
     try:
@@ -219,8 +225,8 @@ def relay_compiled(
         if decoder.error is not None:
             raise decoder.error
     except DataError as error:
-        return bytes(out), (type(error), str(error))
-    return bytes(out), None
+        return bytes(out), (type(error), str(error)), decoder.left_out or {}
+    return bytes(out), None, decoder.left_out or {}
 
 
 @settings(max_examples=500, deadline=None)
@@ -295,8 +301,25 @@ def test_fresh_key_sets_one_after_another_filter_by_their_own_keys() -> None:
     for round_ in range(200):
         wanted = f"k{round_ % 5}"
         keep = frozenset({wanted})
-        out, error = relay_compiled([data], "fail", keep, None)
+        out, error, _ = relay_compiled([data], "fail", keep, None)
         assert error is None
         keys = {line.split(b" | ")[1].decode() for line in out.splitlines()}
         assert keys == {wanted}
         del keep
+
+
+@pytest.mark.parametrize("cuts", [[], [1000, 1001, 5000], list(range(0, 60_000, 777))])
+def test_left_out_counts_of_many_keys_agree(cuts: list[int]) -> None:
+    """More keys left out than the C scan counts at once (it adds its counts to the dict when
+    a table fills and when it returns): per key, the same counts as the batch relay."""
+    data = (
+        b"".join(
+            b"[2026-11-23T07:00:00.000 | k%d | %d | %d] x\n" % (n * 7 % 40, n, n % 3)
+            for n in range(1000)
+        )
+        + b"plain broadcast\n[2026-11-23T07:00:00 | k39 | 5] three fields\n"
+    )
+    keep = frozenset({"k0", "k5"})
+    relayed = relay_compiled(chunked(data, cuts), "fail", keep, "out")
+    assert relayed == relay_pure(chunked(data, cuts), "fail", keep, "out")
+    assert len(relayed[2]) == 38 and sum(relayed[2].values()) == 1000 - 50 + 1
