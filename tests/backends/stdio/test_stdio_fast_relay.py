@@ -26,7 +26,7 @@ from streamkit.backends.stdio import (
 from streamkit.formats import line as pure_line
 from streamkit.formats import line_compiled
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 STREAMKIT = [sys.executable, "-m", "streamkit.cli.main", "relay"]
 TIMEOUT = 60
 
