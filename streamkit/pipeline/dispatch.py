@@ -177,7 +177,7 @@ def key_function(field: str) -> KeyFunction:
     """
     if field == "key":
         return _message_key
-    loads = json.loads
+    from streamkit.formats.jsonl import loads  # orjson, json's semantics; only when asked for
 
     def json_field(message: Message) -> Hashable:
         try:

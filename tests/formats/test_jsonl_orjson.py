@@ -11,6 +11,7 @@ import json
 from typing import Any
 
 import orjson
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -134,3 +135,18 @@ def test_the_fallback_really_is_json() -> None:
     decoder = jsonl.JsonLineDecoder(clock=lambda: 7)
     (message,) = decoder.feed(big + b"\n")
     assert message == Message("t", 0, 1, 2, b"123456789012345678901234567890")
+
+
+@settings(max_examples=500, deadline=None)
+@given(TEXTS.map(lambda text: text.encode("utf-8", "surrogatepass")))
+def test_loads_of_bytes_gives_what_json_loads_gives(data: bytes) -> None:
+    assert outcome(lambda: jsonl.loads(data)) == outcome(lambda: json.loads(data))
+
+
+@pytest.mark.parametrize(
+    "data",
+    [b"NaN", b'{"a": Infinity}', b"1e400", b"12345678901234567890123", b'{"a": 1, "a": 2}',
+     b'{"k": "\\ud800"}', b"", b"[1,", b'"\xff"'],
+)  # fmt: skip
+def test_loads_hands_what_orjson_reads_differently_to_json(data: bytes) -> None:
+    assert outcome(lambda: jsonl.loads(data)) == outcome(lambda: json.loads(data))

@@ -25,6 +25,7 @@ from streamkit.backends.base import Payload, Producer, ProducerOptions
 from streamkit.backends.kafka.config import describe_kafka_error
 from streamkit.errors import BackendError, UsageError
 from streamkit.formats import codec
+from streamkit.formats.jsonl import loads
 from streamkit.message import Message
 
 __all__ = ["KafkaProducer", "json_field_key"]
@@ -59,7 +60,7 @@ def json_field_key(payload: bytes, name: str) -> bytes | None:
     key and goes wherever the partitioner puts keyless records (it is not dropped).
     """
     try:
-        document = json.loads(payload)
+        document = loads(payload)
     except ValueError:
         return None
     if not isinstance(document, dict) or name not in document:
