@@ -28,6 +28,8 @@ reads a ``.ss`` file. The pure path keeps fastcrc.
 from __future__ import annotations
 
 import os
+import sys
+from array import array
 from collections.abc import Callable
 from typing import cast
 
@@ -102,18 +104,22 @@ _word_table: list[int] = []
 
 def _build_word_table() -> list[int]:
     """Feeding a word is linear over GF(2) (no reflection, no xorout), so ``T[hi << 8 | lo] ==
-    T[hi << 8] ^ T[lo]``: 512 entries by the byte rule, the other 65,024 by one XOR each. About
-    6x faster than feeding all 65,536 words, and this is start-up time for every command that
-    writes or checks a ``.ss`` file."""
+    T[hi << 8] ^ T[lo]``: 512 entries by the byte rule, the other 65,024 by XOR. Each row of 256
+    (one ``hi``) is one XOR of two 4,096-bit integers holding the 256 ``lo`` entries and ``T[hi <<
+    8]`` repeated as 16-bit lanes, instead of 256 Python XORs: about 40% fewer instructions than
+    a list comprehension (callgrind), and this is start-up time for every command that writes
+    a ``.ss`` file (the encoder's beacon path) or checks a big one."""
     table = _TABLE
 
     def feed(word: int) -> int:
         r = ((word << 8) & 0xFFFF) ^ table[word >> 8]
         return ((r << 8) & 0xFFFF) ^ table[r >> 8]
 
-    high = [feed(hi << 8) for hi in range(256)]
-    low = [feed(lo) for lo in range(256)]
-    return [h ^ w for h in high for w in low]
+    order = sys.byteorder  # array("H") is native-endian; the integers use the same order
+    low = int.from_bytes(array("H", [feed(lo) for lo in range(256)]).tobytes(), order)
+    lanes = int.from_bytes(array("H", [1] * 256).tobytes(), order)
+    rows = b"".join((low ^ (feed(hi << 8) * lanes)).to_bytes(512, order) for hi in range(256))
+    return array("H", rows).tolist()
 
 
 def word_table() -> list[int]:
