@@ -218,3 +218,27 @@ def test_the_pure_codec_still_uses_fastcrc() -> None:
         "assert crc16(b'123456789') == 0x4C06\n"
     )
     assert "fastcrc" in _imported_after(code)
+
+
+def test_a_file_to_stdio_relay_loads_no_writer_encoder_or_positions(tmp_path: Path) -> None:
+    relay = _run_cli("relay", "--input", "stdio:///a", "--output", "file://./a.ss/a")
+    _modules_after(relay, cwd=tmp_path, stdin=b"[a] one\n")
+    to_stdio = _run_cli("relay", "--input", "file://./a.ss/a", "--output", "stdio:///a")
+    loaded = _modules_after(to_stdio, cwd=tmp_path)
+    assert "streamkit.backends.file.consumer" in loaded
+    assert not loaded & {
+        "streamkit.backends.file.writer",
+        "streamkit.backends.file.producer",
+        "streamkit.backends.file.positions",
+        "streamkit.formats.ss_encoder",
+        "hashlib",
+        "fastcrc",
+    }
+
+
+def test_a_stdio_to_file_relay_loads_no_consumer_or_hashlib(tmp_path: Path) -> None:
+    relay = _run_cli("relay", "--input", "stdio:///a", "--output", "file://./a.ss/a")
+    loaded = _modules_after(relay, cwd=tmp_path, stdin=b"[a] one\n")
+    assert (tmp_path / "a.ss").stat().st_size > 0
+    assert "streamkit.backends.file.writer" in loaded
+    assert not loaded & {"streamkit.backends.file.consumer", "hashlib", "fastcrc"}
