@@ -174,3 +174,71 @@ def test_decode_imports_the_json_printer_only_for_json_formats(tmp_path: Path) -
     assert {ndjson, "orjson"} <= _modules_after(
         _run_cli("decode", "a.ss", "--format", "ndjson"), cwd=tmp_path
     )
+
+
+def test_stat_of_a_file_reads_without_encoder_thread_pool_fastcrc_or_positions(
+    tmp_path: Path,
+) -> None:
+    relay = _run_cli("relay", "--input", "stdio:///a", "--output", "file://./a.ss/a")
+    _modules_after(relay, cwd=tmp_path, stdin=b"[a] one\n[a] two\n")
+    loaded = _modules_after(_run_cli("stat", "file://./a.ss"), cwd=tmp_path)
+    assert "streamkit.backends.file.scan" in loaded
+    assert not loaded & {
+        "streamkit.formats.ss_encoder",
+        "streamkit.formats.ss_compiled_encoder",
+        "streamkit.backends.file.positions",
+        "concurrent.futures.thread",
+        "hashlib",
+        "glob",
+        "fastcrc",
+    }
+
+
+def test_stat_of_a_file_imports_positions_when_a_group_has_one(tmp_path: Path) -> None:
+    relay = _run_cli("relay", "--input", "stdio:///a", "--output", "file://./a.ss/a")
+    _modules_after(relay, cwd=tmp_path, stdin=b"[a] one\n[a] two\n")
+    (tmp_path / "a.ss.audit.pos").write_text("{}")
+    loaded = _modules_after(_run_cli("stat", "file://./a.ss"), cwd=tmp_path)
+    assert "streamkit.backends.file.positions" in loaded
+
+
+@pytest.mark.parametrize("command", [["decode", "a.ss"], ["verify", "a.ss"]])
+def test_reading_commands_import_no_encoder_or_fastcrc(tmp_path: Path, command: list[str]) -> None:
+    relay = _run_cli("relay", "--input", "stdio:///a", "--output", "file://./a.ss/a")
+    _modules_after(relay, cwd=tmp_path, stdin=b"[a] one\n")
+    loaded = _modules_after(_run_cli(*command), cwd=tmp_path)
+    assert "streamkit.formats.ss_decoder" in loaded
+    assert not loaded & {"streamkit.formats.ss_encoder", "fastcrc"}
+
+
+def test_the_pure_codec_still_uses_fastcrc() -> None:
+    code = (
+        "import os; os.environ['STREAMKIT_PURE_PYTHON'] = '1'\n"
+        "from streamkit.formats.crc16 import crc16\n"
+        "assert crc16(b'123456789') == 0x4C06\n"
+    )
+    assert "fastcrc" in _imported_after(code)
+
+
+def test_a_file_to_stdio_relay_loads_no_writer_encoder_or_positions(tmp_path: Path) -> None:
+    relay = _run_cli("relay", "--input", "stdio:///a", "--output", "file://./a.ss/a")
+    _modules_after(relay, cwd=tmp_path, stdin=b"[a] one\n")
+    to_stdio = _run_cli("relay", "--input", "file://./a.ss/a", "--output", "stdio:///a")
+    loaded = _modules_after(to_stdio, cwd=tmp_path)
+    assert "streamkit.backends.file.consumer" in loaded
+    assert not loaded & {
+        "streamkit.backends.file.writer",
+        "streamkit.backends.file.producer",
+        "streamkit.backends.file.positions",
+        "streamkit.formats.ss_encoder",
+        "hashlib",
+        "fastcrc",
+    }
+
+
+def test_a_stdio_to_file_relay_loads_no_consumer_or_hashlib(tmp_path: Path) -> None:
+    relay = _run_cli("relay", "--input", "stdio:///a", "--output", "file://./a.ss/a")
+    loaded = _modules_after(relay, cwd=tmp_path, stdin=b"[a] one\n")
+    assert (tmp_path / "a.ss").stat().st_size > 0
+    assert "streamkit.backends.file.writer" in loaded
+    assert not loaded & {"streamkit.backends.file.consumer", "hashlib", "fastcrc"}

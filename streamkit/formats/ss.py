@@ -52,12 +52,15 @@ name longer than 111 bytes is cut at a UTF-8 boundary instead of crashing.
 The code is split along those concepts: ``ss_header.py`` (constants, header, items, beacons),
 ``ss_encoder.py`` (``SsEncoder``), ``ss_decoder.py`` (``SsDecoder``) and ``ss_tail.py`` (torn
 tail or damage at the end of the data). This module is the public face: import from here.
+``SsEncoder`` and ``StreamState`` load on first use (PEP 562): a command that only reads a file
+(``decode``, ``verify``, ``stat``, a file → stdout relay) never imports the encoder.
 """
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 from streamkit.formats.ss_decoder import SsDecoder, parse_beacon
-from streamkit.formats.ss_encoder import SsEncoder, StreamState
 from streamkit.formats.ss_header import (
     DEFAULT_BEACON_INTERVAL,
     EOS_PAYLOAD,
@@ -79,6 +82,9 @@ from streamkit.formats.ss_header import (
     validate_beacon_interval,
 )
 from streamkit.message import Message as Message
+
+if TYPE_CHECKING:
+    from streamkit.formats.ss_encoder import SsEncoder, StreamState
 
 __all__ = [
     "DEFAULT_BEACON_INTERVAL",
@@ -104,3 +110,14 @@ __all__ = [
     "parse_beacon",
     "validate_beacon_interval",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    """``SsEncoder`` and ``StreamState``, imported from ss_encoder.py on first use."""
+    if name not in ("SsEncoder", "StreamState"):
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    from streamkit.formats import ss_encoder
+
+    value = getattr(ss_encoder, name)
+    globals()[name] = value
+    return value

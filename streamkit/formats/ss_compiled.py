@@ -5,11 +5,14 @@ them, checks trailer, timestamp and CRC-16 per frame and builds the Message obje
 that fails a check it stops, and the pure ``_scan`` of ss_decoder.py takes over from that frame, so
 every error (its text and offset) comes from ss.py. Beacons, spliced frames, seeks and the
 header stay in ss.py. Importing this module raises ImportError when the extension was not built.
+
+``SsEncoder`` lives in ss_compiled_encoder.py and loads on first use (PEP 562), so that reading a
+file never imports the encoder (nor ss_encoder.py under it).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any
 
 from streamkit.formats import _speedups
 from streamkit.formats import ss as _ss
@@ -17,11 +20,13 @@ from streamkit.formats.ss import Item
 from streamkit.formats.ss_decoder import _EXACT_CHECK, _NO_CHECK
 from streamkit.message import BROADCAST, Message
 
+if TYPE_CHECKING:
+    from streamkit.formats.ss_compiled_encoder import SsEncoder
+
 __all__ = ["SsDecoder", "SsEncoder"]
 
 _speedups.configure(Message, BROADCAST)
 _ss_scan = _speedups.ss_scan
-_ss_encode = _speedups.ss_encode
 
 
 class SsDecoder(_ss.SsDecoder):
@@ -63,30 +68,11 @@ class SsDecoder(_ss.SsDecoder):
         return i != start
 
 
-class SsEncoder(_ss.SsEncoder):
-    """``SsEncoder`` of ss.py whose Message path (``encode_messages``) formats frames in C.
+def __getattr__(name: str) -> Any:
+    """``SsEncoder``, imported from ss_compiled_encoder.py on first use."""
+    if name != "SsEncoder":
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    from streamkit.formats.ss_compiled_encoder import SsEncoder
 
-    ``_speedups.ss_encode`` writes frames back to back and keeps each stream's state; a frame
-    that meets a beacon offset, and anything the C code does not judge (an invalid key, a
-    number out of range), goes through ss.py's ``encode`` one frame at a time, which splices,
-    writes beacons and sets ``failed`` exactly as the pure encoder does.
-    """
-
-    def encode_messages(self, messages: Iterable[Message], key: str | None = None) -> bytes:
-        self.failed = None
-        batch = messages if isinstance(messages, list) else list(messages)
-        out: list[bytes] = []
-        index, count = 0, len(batch)
-        while index < count:
-            data, index, self.position, new_streams = _ss_encode(
-                batch, index, key, self.position, self.interval, self.streams, _ss.StreamState
-            )
-            if new_streams:
-                self._order = None
-            out.append(data)
-            if index < count:
-                out.append(self._encode_loop(batch[index : index + 1], key))
-                if self.failed is not None:
-                    break
-                index += 1
-        return b"".join(out)
+    globals()[name] = SsEncoder
+    return SsEncoder

@@ -9,7 +9,8 @@ start at ``offset`` (a seq, inclusive) or ``since`` (a time, inclusive) by bisec
 ``--mode resumable --group G`` remembers where a consumer got to: each ``commit`` (the relay
 calls it after the output flushed the batch) writes the byte offset after the last committed
 message to ``FILE.G.pos`` (``positions``), and the next consumer of the group starts there,
-ignoring ``--offset``/``--since``.
+ignoring ``--offset``/``--since``. ``positions`` (json, hashlib, glob) is imported only by a
+consumer with a group: a plain replay (``relay file → stdio``) never loads it.
 """
 
 from __future__ import annotations
@@ -20,22 +21,17 @@ import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from operator import attrgetter
+from typing import TYPE_CHECKING
 
 from streamkit.backends.base import Consumer, ConsumerOptions
-from streamkit.backends.file.positions import (
-    TAIL_BYTES,
-    OutputMark,
-    Position,
-    PositionStore,
-    messages_after,
-    output_marks,
-    writing,
-)
 from streamkit.backends.file.reader import READ_CHUNK, SeekTarget, SsFileReader
 from streamkit.errors import BackendError, EndOfStream, FileFormatError
 from streamkit.formats.codec import SsDecoder
 from streamkit.formats.ss import HEADER_SIZE, Item
 from streamkit.message import INTERNAL_KEY, Message
+
+if TYPE_CHECKING:
+    from streamkit.backends.file.positions import OutputMark, Position, PositionStore
 
 __all__ = ["FileConsumer"]
 
@@ -121,6 +117,8 @@ class FileConsumer(Consumer):
 
     def _open_group(self, path: str, group: str, keys: tuple[str, ...]) -> PositionStore:
         """The group's position store, locked, with its position (if any) loaded."""
+        from streamkit.backends.file.positions import PositionStore
+
         store = PositionStore(path, group, keys or None)
         if not os.path.exists(path):
             if os.path.exists(store.path):
@@ -145,6 +143,8 @@ class FileConsumer(Consumer):
 
         A group with a position ignores --offset, --since and -N, as Redis and Kafka groups do.
         """
+        from streamkit.backends.file.positions import TAIL_BYTES
+
         assert self._store is not None
         reader = self._reader
         offset = position.offset
@@ -332,6 +332,8 @@ class FileConsumer(Consumer):
         SIGKILL. Anything else (another output, other bytes there) delivers them again
         (at-least-once).
         """
+        from streamkit.backends.file.positions import messages_after, writing
+
         for path, mark in sorted(outputs.items()):
             if not writing(path) or path == self._real_path:
                 continue
@@ -404,6 +406,8 @@ class FileConsumer(Consumer):
         if offset <= self._committed:
             return
         self._seqs.update(zip(map(_where_of, messages), map(_seq_of, messages)))
+        from streamkit.backends.file.positions import TAIL_BYTES, output_marks
+
         tail = self._reader.peek(offset - TAIL_BYTES, TAIL_BYTES)
         outputs = output_marks(exclude=self._real_path)
         store.save(offset, self._header_bytes, tail, self._seqs, outputs)

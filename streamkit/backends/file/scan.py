@@ -10,7 +10,7 @@ from typing import Protocol
 
 from streamkit.backends.file.reader import SsFileReader
 from streamkit.errors import FileFormatError
-from streamkit.formats.crc16 import CRC16_INIT, crc16, word_table
+from streamkit.formats.crc16 import CRC16_INIT, crc16, crc16_calc, word_table
 from streamkit.formats.ss import HEADER_SIZE, Beacon, FileHeader, Item, is_eos
 from streamkit.formats.ss_check import (
     SequenceChecker,
@@ -97,15 +97,26 @@ class Report:
         return out
 
 
+_TABLE_AFTER = 8192
+"""Messages checked before the running checksums switch to ``word_table()``: building its 65,536
+entries costs about as much as feeding this many words to ``crc16_calc`` one call each, so a
+small file (most ``stat`` and ``verify`` runs) never pays for it and a big one still gets the
+single-lookup update. Both give the same checksum (``T[r ^ w]`` is ``r`` fed the word ``w``)."""
+
+
 class _Checker:
     def __init__(self, report: Report) -> None:
         self.report = report
-        self.table = word_table()
+        self.table: list[int] | None = None
+        self.seen = 0
 
     def add(self, items: list[Item], last_start: int) -> None:
         report = self.report
         streams = report.streams
         table = self.table
+        if table is None and self.seen >= _TABLE_AFTER:
+            table = self.table = word_table()
+        self.seen += len(items)
         for item in items:
             if isinstance(item, Message):
                 if is_eos(item):
@@ -121,7 +132,11 @@ class _Checker:
                 s.max_seq = max(s.max_seq, item.seq)
                 s.max_ts = max(s.max_ts, ts)
                 s.min_ts = min(s.min_ts, ts)
-                s.running = table[s.running ^ (crc16(item.payload) if item.payload else 0xFFFF)]
+                frame_crc = crc16(item.payload) if item.payload else 0xFFFF
+                if table is not None:
+                    s.running = table[s.running ^ frame_crc]
+                else:
+                    s.running = crc16_calc(frame_crc.to_bytes(2, "big"), s.running)
                 if is_eos(item):
                     continue
                 report.messages += 1

@@ -3,15 +3,17 @@
 The scan is verify's (``verify_file``): the same decoder, CRC checks and EOS rules, so ``stat``
 and ``verify`` never disagree about damage. Damage is reported, not raised: ``stat`` describes
 what is readable up to it. The file is opened read-only; a missing file is ``NoSuchStream``.
+
+A look is one plain call, not ``asyncio.to_thread``: the scan is the whole command, with nothing
+else on the event loop to keep responsive, and a thread pool was start-up time (its modules and a
+thread). ``positions`` (json, hashlib, glob) loads only when a ``FILE.GROUP.pos`` is there.
 """
 
 from __future__ import annotations
 
-import asyncio
 import os
 
 from streamkit.backends.base import ConnectOptions
-from streamkit.backends.file.positions import group_states
 from streamkit.backends.file.scan import verify_file
 from streamkit.message import INTERNAL_KEY, now_ms
 from streamkit.stats import (
@@ -35,7 +37,7 @@ class FileStatSource:
         self.path = uri.path
 
     async def collect(self) -> StatReport:
-        return await asyncio.to_thread(self._collect)
+        return self._collect()
 
     def _collect(self) -> StatReport:
         where = self.uri.redacted()
@@ -91,6 +93,10 @@ class FileStatSource:
 def _groups(path: str, by_key: dict[str, list[ShardStat]]) -> dict[str, tuple[GroupStat, ...]]:
     """Resumable groups (``FILE.G.pos``) per stream: the committed seq and the messages after it."""
     out: dict[str, list[GroupStat]] = {}
+    if not _has_positions(path):
+        return {}
+    from streamkit.backends.file.positions import group_states
+
     for state in group_states(path):
         position = state.position
         live = 1 if state.live else 0
@@ -120,6 +126,17 @@ def _groups(path: str, by_key: dict[str, list[ShardStat]]) -> dict[str, tuple[Gr
                 )
             )
     return {key: tuple(groups) for key, groups in out.items()}
+
+
+def _has_positions(path: str) -> bool:
+    """Whether any ``PATH.*.pos`` may be beside the file: a directory listing, no glob."""
+    folder, name = os.path.split(path)
+    prefix = name + "."
+    try:
+        names = os.listdir(folder or ".")
+    except OSError:
+        return True  # let group_states decide, as before
+    return any(n.startswith(prefix) and n.endswith(".pos") for n in names)
 
 
 async def open_stat_source(uri: StreamUri, options: ConnectOptions) -> FileStatSource:

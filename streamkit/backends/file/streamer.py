@@ -15,10 +15,15 @@ ignoring ``--offset``/``--since``. Load-balanced groups are refused: a file has 
 share its messages out.
 
 ``FileStreamer`` lives here; ``FileProducer`` is in ``producer`` and ``FileConsumer`` in
-``consumer`` (re-exported here, where they always were).
+``consumer`` (re-exported here, where they always were, on first use: PEP 562). Each is imported
+when first needed, so a file → stdout relay never loads the writer, the encoder or
+``positions``, and a stdio → file relay never loads the consumer.
 """
 
 from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
 
 from streamkit.backends.base import (
     ConnectOptions,
@@ -27,13 +32,14 @@ from streamkit.backends.base import (
     Streamer,
     reject_unsupported,
 )
-from streamkit.backends.file.consumer import FileConsumer
-from streamkit.backends.file.positions import output_closed, output_opened
-from streamkit.backends.file.producer import FileProducer, _refuse_internal
-from streamkit.backends.file.writer import SsFileWriter
 from streamkit.errors import UsageError
 from streamkit.message import validate_stream_key
 from streamkit.uri import StreamUri
+
+if TYPE_CHECKING:
+    from streamkit.backends.file.consumer import FileConsumer
+    from streamkit.backends.file.producer import FileProducer
+    from streamkit.backends.file.writer import SsFileWriter
 
 __all__ = ["FileConsumer", "FileProducer", "FileStreamer", "open_streamer"]
 
@@ -59,6 +65,10 @@ class FileStreamer(Streamer):
     async def producer(
         self, stream_key: str | None = None, options: ProducerOptions | None = None
     ) -> FileProducer:
+        from streamkit.backends.file.positions import output_opened
+        from streamkit.backends.file.producer import FileProducer, _refuse_internal
+        from streamkit.backends.file.writer import SsFileWriter
+
         options = options or ProducerOptions()
         reject_unsupported(options, "file", _PRODUCER_OPTIONS)
         if stream_key is not None:
@@ -74,6 +84,8 @@ class FileStreamer(Streamer):
     def _release_writer(self, eos: bool) -> None:
         self._writer_users -= 1
         if self._writer_users <= 0 and self._writer is not None:
+            from streamkit.backends.file.positions import output_closed
+
             writer, self._writer = self._writer, None
             output_closed(writer.path)
             writer.close(eos=eos)
@@ -94,6 +106,8 @@ class FileStreamer(Streamer):
                 "consumer groups)",
                 "--group",
             )
+        from streamkit.backends.file.consumer import FileConsumer
+
         consumer = FileConsumer(self.path, stream_keys, options)
         self._consumers.append(consumer)
         return consumer
@@ -102,7 +116,25 @@ class FileStreamer(Streamer):
         for consumer in self._consumers:
             await consumer.close()
         if self._writer is not None:
+            from streamkit.backends.file.positions import output_closed
+
             writer, self._writer = self._writer, None
             output_closed(writer.path)
             self._writer_users = 0
             writer.close(eos=self._eos)
+
+
+_LAZY = {
+    "FileConsumer": "streamkit.backends.file.consumer",
+    "FileProducer": "streamkit.backends.file.producer",
+}
+
+
+def __getattr__(name: str) -> Any:
+    """``FileConsumer`` and ``FileProducer``, imported from their modules on first use."""
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
