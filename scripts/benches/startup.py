@@ -3,11 +3,11 @@
 
     python scripts/benches/startup.py [--runs 10] [--before DIR] [--instructions]
 
-Target (issue 16): any command on a stdio or file URI starts within 0.1 s. Judged here on the
-time OVER bare Python: a command's best wall time minus the best wall time of ``python -c pass``
-measured in the same run (the yardstick, printed with it), so that a loaded or slow machine, and
-whatever the interpreter's ``site`` imports for this environment (``.pth`` files), count in both
-and cancel out.
+Target (issue 16): any command on a stdio or file URI starts within 0.1 s, on a machine where
+``python -c pass`` takes 0.034 s (the issue's own figures). This machine's speed swings 2x, so
+the target is judged as a ratio to ``python -c pass`` measured in the same run (the yardstick,
+printed with it): at most 0.1 / 0.034 = 2.94 times the yardstick. The time over the yardstick is
+printed too (what streamkit adds to bare Python).
 
 Two tables:
 
@@ -43,7 +43,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 PY = sys.executable
 SCRIPT = "import re, sys; from streamkit.cli.main import main; sys.exit(main())"
-TARGET_MS = 100.0
+TARGET_RATIO = 0.1 / 0.034
+"""0.1 s where ``python -c pass`` takes 0.034 s (issue 16), as a ratio to the yardstick."""
 YARDSTICK = "python -c pass"
 
 COMMANDS: list[tuple[str, str]] = [
@@ -193,16 +194,19 @@ def main() -> None:
             ]
     print(f"best of {args.runs} runs, {os.cpu_count()} cores, Python {sys.version.split()[0]}")
     print(
-        f"\nTarget: a command on a stdio or file URI takes at most {TARGET_MS:.0f} ms more than"
-        f" `{YARDSTICK}` (the yardstick, measured in the same run).\n"
+        "\nTarget: a command on a stdio or file URI takes at most 0.1 s where `python -c pass`"
+        f" takes 0.034 s: at most {TARGET_RATIO:.2f}x `{YARDSTICK}` (the yardstick, measured in"
+        " the same run).\n"
     )
-    print("| command | tree | wall | yardstick | over yardstick | ratio | ≤ 100 ms over? |")
+    print(
+        f"| command | tree | wall | yardstick | over yardstick | ratio | ≤ {TARGET_RATIO:.2f}x? |"
+    )
     print("|---|---|---:|---:|---:|---:|---|")
     for name, _ in COMMANDS:
         for label, table in zip(labels, walls):
             base, seconds = table[YARDSTICK], table[name]
             over = (seconds - base) * 1000
-            verdict = "yes" if over <= TARGET_MS else "**no**"
+            verdict = "yes" if seconds / base <= TARGET_RATIO else "**no**"
             print(
                 f"| {name} | {label} | {seconds * 1000:.0f} ms | {base * 1000:.0f} ms "
                 f"| {over:+.0f} ms | {seconds / base:.2f} | {verdict} |"

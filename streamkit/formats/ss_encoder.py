@@ -53,6 +53,10 @@ def _frame_tails() -> list[bytes]:
     return _tails
 
 
+_TABLE_AFTER_CALLS = 4
+"""Calls of the frame-by-frame loop an encoder makes before it builds the checksum-step table."""
+
+
 def _too_late(timestamp: int) -> str:
     return (
         f"timestamp {timestamp} is after 9999-12-31T23:59:59.999, which .ss readers "
@@ -98,6 +102,7 @@ class SsEncoder:
         self.failed: ValueError | None = None
         self._order: list[tuple[str, int]] | None = None
         self._prefixes: dict[str, bytes] = {}
+        self._loop_calls = 0
 
     def header(self, file_name: str, created_at: int) -> bytes:
         """The header of a new file (and the empty beacon at 128 when I is 128)."""
@@ -228,7 +233,11 @@ class SsEncoder:
         boundary = (pos // interval + 1) * interval
         streams = self.streams
         prefixes = self._prefixes
-        table = word_table()
+        # The 65,536-entry table of running-checksum steps is worth building only for a writer
+        # that keeps coming through this loop; a one-off (the EOS frame of a short relay, a
+        # small append) steps the checksum by a CRC of two bytes, the same value.
+        self._loop_calls += 1
+        table = word_table() if self._loop_calls > _TABLE_AFTER_CALLS else None
         head_pack = _FRAME_HEAD.pack
         tail_pack = _FRAME_TAIL.pack
         try:
@@ -250,7 +259,10 @@ class SsEncoder:
                         state.seq = seq
                     if ts > state.timestamp:
                         state.timestamp = ts
-                state.running = table[state.running ^ crc]
+                if table is not None:
+                    state.running = table[state.running ^ crc]
+                else:
+                    state.running = _calc(crc.to_bytes(2, "big"), state.running)
                 end = pos + len(head) + len(payload) + 3
                 if end < boundary:
                     append(head)

@@ -550,3 +550,30 @@ def test_a_timestamp_no_reader_accepts_is_refused_not_written(count: int) -> Non
     assert encoder.failed is not None
     assert "after 9999-12-31" in str(encoder.failed) and f"k:0:{count}" in str(encoder.failed)
     assert messages(decode_all(head + out)) == batch
+
+
+FRAMES = st.lists(
+    st.tuples(
+        st.sampled_from(["a", "b"]),
+        st.integers(0, 3),
+        st.integers(0, 2**32),
+        st.integers(0, 2**40),
+        st.binary(max_size=40),
+    ),
+    min_size=1,
+    max_size=60,
+)
+
+
+@settings(max_examples=100, deadline=None)
+@given(FRAMES, st.sampled_from([128, 256, 1024]))
+def test_the_frame_loop_steps_checksums_alike_with_and_without_its_table(
+    frames: list[tuple[str, int, int, int, bytes]], interval: int
+) -> None:
+    """A fresh encoder steps the running checksums by a two-byte CRC; a busy one by its table."""
+    fresh, busy = SsEncoder(interval), SsEncoder(interval)
+    busy._loop_calls = 100
+    assert fresh.encode(frames) == busy.encode(frames)
+    assert {k: s.running for k, s in fresh.streams.items()} == {
+        k: s.running for k, s in busy.streams.items()
+    }
