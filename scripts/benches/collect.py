@@ -44,7 +44,7 @@ def wrk(url: str, script: Path, seconds: int, connections: int) -> tuple[float, 
     )  # fmt: skip
     out = done.stdout
     rate = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
-    p99 = re.search(r"99%\s+(\S+)", out).group(1)  # type: ignore[union-attr]
+    p99 = re.search(r"^\s*99%\s+(\S+)", out, re.MULTILINE).group(1)  # type: ignore[union-attr]
     bad = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)
     return rate, p99, int(bad.group(1)) if bad else 0
 
