@@ -50,3 +50,18 @@ def test_the_recorded_page_has_ratios_to_draw() -> None:
     found = ratios((ROOT / "docs" / "benchmarks.md").read_text(encoding="utf-8"))
     labels = " ".join(label for label, _ in found)
     assert "SeaStreamer" in labels and "kafka" in labels and "redis" in labels
+
+
+def test_a_ratio_table_with_more_columns_draws_its_bold_figure() -> None:
+    table = """\
+## stdio
+
+| ratio (same run) | wall, best | wall, median of rounds | CPU, best | wall net of start-up |
+|---|---:|---:|---:|---:|
+| relay keyed ÷ default URIs (target ≥ 0.9) | **0.97** | 0.93 | 0.95 | 0.95 |
+| relay 3-field ÷ SeaStreamer stdio-relay (target ≥ 3) | **15.30** | 14.75 | — | — |
+"""
+    assert ratios(table) == [
+        ("relay keyed ÷ default URIs", 0.97),
+        ("relay 3-field ÷ SeaStreamer stdio-relay", 15.3),
+    ]

@@ -44,12 +44,14 @@ def ratios(markdown: str) -> list[tuple[str, float]]:
         if set("".join(cells)) <= set("-: "):
             continue  # the |---|---| line
         last = header[-1].lower()
-        match = _NUMBER.match(cells[-1])
+        # A ratio table's bold figure is its second column (the stdio one adds median, CPU and
+        # net-of-start-up columns after it); other tables compare in their last column.
+        is_ratio = header[0].lower().startswith("ratio") and len(cells) > 1
+        match = _NUMBER.match(cells[1] if is_ratio else cells[-1])
         if match is None:
             continue
         value = float(match.group(1).replace(",", ""))
-        label = " ".join(cells[:-1]) if header[0].lower().startswith("ratio") else ""
-        if header[0].lower().startswith("ratio"):
+        if is_ratio:
             label = re.sub(r"\s*\(target[^)]*\)", "", cells[0])
         elif last.startswith("vs ") and any("streamkit" in c or "relay" in c for c in cells[:-1]):
             if "reference" in cells[0] or last[3:] in " ".join(cells[:-1]).lower():
