@@ -122,6 +122,23 @@ put_digits(Buf *b, int64_t v, int width)
     b->len += width;
 }
 
+/* The rest of a canonical line after its "[timestamp": " | KEY | SEQ | SHARD] PAYLOAD\n" (the
+ * caller has reserved room for it). */
+static inline void
+put_line_rest(Buf *b, const char *key, Py_ssize_t key_len, uint64_t seq, uint64_t shard,
+              const void *payload, Py_ssize_t size)
+{
+    put(b, " | ", 3);
+    put(b, key, key_len);
+    put(b, " | ", 3);
+    put_u64(b, seq);
+    put(b, " | ", 3);
+    put_u64(b, shard);
+    put(b, "] ", 2);
+    put(b, payload, size);
+    b->data[b->len++] = '\n';
+}
+
 int sk_put_time(Buf *b, int64_t ms);
 
 /* ---------------------------------------------------------------- key cache

@@ -132,15 +132,7 @@ sk_encode(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
             goto error;
         if (!sk_put_time(&b, ts))
             goto fallback;
-        put(&b, " | ", 3);
-        put(&b, key_text, key_len);
-        put(&b, " | ", 3);
-        put_u64(&b, seq);
-        put(&b, " | ", 3);
-        put_u64(&b, shard);
-        put(&b, "] ", 2);
-        put(&b, text, size);
-        b.data[b.len++] = '\n';
+        put_line_rest(&b, key_text, key_len, seq, shard, text, size);
     }
     PyObject *out = PyBytes_FromStringAndSize(b.data, b.len);
     PyMem_Free(b.data);

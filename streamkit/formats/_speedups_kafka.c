@@ -333,15 +333,7 @@ sk_kafka_lines(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
             memcpy(second_text, b.data + b.len - TIME_PREFIX - 3, TIME_PREFIX);
             second = seconds;
         }
-        put(&b, " | ", 3);
-        put(&b, key_text, key_len);
-        put(&b, " | ", 3);
-        put_u64(&b, seq);
-        put(&b, " | ", 3);
-        put_u64(&b, shard);
-        put(&b, "] ", 2);
-        put(&b, text, size);
-        b.data[b.len++] = '\n';
+        put_line_rest(&b, key_text, key_len, seq, shard, text, size);
         take = 1;
         goto next;
     stop_clear:
