@@ -125,7 +125,7 @@ put_digits(Buf *b, int64_t v, int width)
 /* The rest of a canonical line after its "[timestamp": " | KEY | SEQ | SHARD] PAYLOAD\n" (the
  * caller has reserved room for it). */
 static inline void
-put_line_rest(Buf *b, const char *key, Py_ssize_t key_len, uint64_t seq, uint64_t shard,
+put_line_rest(Buf *b, const void *key, Py_ssize_t key_len, uint64_t seq, uint64_t shard,
               const void *payload, Py_ssize_t size)
 {
     put(b, " | ", 3);

@@ -377,14 +377,9 @@ meta_line(Scan *s, const unsigned char *line, Py_ssize_t n)
         put(b, line, 20); /* "[YYYY-MM-DDTHH:MM:SS": a checked calendar time prints the same */
         b->data[b->len++] = '.';
         put_digits(b, millis, 3);
-        put(b, " | ", 3);
-        put(b, out_key, out_key_len);
-        put(b, " | ", 3);
-        put_u64(b, seq);
-        put(b, " | ", 3);
-        put_u64(b, shard);
-        put(b, "] ", 2);
-        put(b, payload, payload_len);
+        put_line_rest(b, out_key, out_key_len, seq, shard, payload, payload_len);
+        s->emitted++;
+        return LINE_DONE;
     }
     b->data[b->len++] = '\n';
     s->emitted++;
