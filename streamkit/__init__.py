@@ -16,7 +16,6 @@ pinned by tests/test_public_api.py and documented in docs/api.md.
 
 from __future__ import annotations
 
-import importlib
 from typing import TYPE_CHECKING, Any
 
 from streamkit.connect import connect
@@ -85,12 +84,9 @@ _LAZY = {
 
 def __getattr__(name: str) -> Any:
     """Import a public name on first use (PEP 562), then keep it."""
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'streamkit' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
+    import streamkit.lazy as lazy  # not at import: ``import streamkit`` loads connect, errors only
+
+    return lazy.load(__name__, _LAZY, name)
 
 
 def __dir__() -> list[str]:

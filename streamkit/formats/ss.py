@@ -60,6 +60,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+import streamkit.lazy as lazy
 from streamkit.formats.ss_decoder import SsDecoder, parse_beacon
 from streamkit.formats.ss_header import (
     DEFAULT_BEACON_INTERVAL,
@@ -112,12 +113,12 @@ __all__ = [
 ]
 
 
+_LAZY = {
+    "SsEncoder": "streamkit.formats.ss_encoder",
+    "StreamState": "streamkit.formats.ss_encoder",
+}
+
+
 def __getattr__(name: str) -> Any:
     """``SsEncoder`` and ``StreamState``, imported from ss_encoder.py on first use."""
-    if name not in ("SsEncoder", "StreamState"):
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    from streamkit.formats import ss_encoder
-
-    value = getattr(ss_encoder, name)
-    globals()[name] = value
-    return value
+    return lazy.load(__name__, _LAZY, name)

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+import streamkit.lazy as lazy
 from streamkit.formats import _speedups
 from streamkit.formats import ss as _ss
 from streamkit.formats.ss import Item
@@ -70,9 +71,4 @@ class SsDecoder(_ss.SsDecoder):
 
 def __getattr__(name: str) -> Any:
     """``SsEncoder``, imported from ss_compiled_encoder.py on first use."""
-    if name != "SsEncoder":
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    from streamkit.formats.ss_compiled_encoder import SsEncoder
-
-    globals()[name] = SsEncoder
-    return SsEncoder
+    return lazy.load(__name__, {"SsEncoder": "streamkit.formats.ss_compiled_encoder"}, name)

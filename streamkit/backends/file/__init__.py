@@ -10,8 +10,9 @@ collector. ``FileStreamer`` and ``open_streamer`` load on first use, so ``decode
 
 from __future__ import annotations
 
-import importlib
 from typing import TYPE_CHECKING, Any
+
+import streamkit.lazy as lazy
 
 if TYPE_CHECKING:
     from streamkit.backends.file.streamer import FileStreamer, open_streamer
@@ -20,6 +21,4 @@ __all__ = ["FileStreamer", "open_streamer"]
 
 
 def __getattr__(name: str) -> Any:
-    if name in __all__:
-        return getattr(importlib.import_module("streamkit.backends.file.streamer"), name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return lazy.load(__name__, dict.fromkeys(__all__, "streamkit.backends.file.streamer"), name)

@@ -22,9 +22,9 @@ when first needed, so a file → stdout relay never loads the writer, the encode
 
 from __future__ import annotations
 
-import importlib
 from typing import TYPE_CHECKING, Any
 
+import streamkit.lazy as lazy
 from streamkit.backends.base import (
     ConnectOptions,
     ConsumerOptions,
@@ -132,9 +132,4 @@ _LAZY = {
 
 def __getattr__(name: str) -> Any:
     """``FileConsumer`` and ``FileProducer``, imported from their modules on first use."""
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
+    return lazy.load(__name__, _LAZY, name)
