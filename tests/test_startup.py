@@ -66,9 +66,10 @@ def test_importing_the_cli_imports_no_backend_client_library() -> None:
     assert "asyncio" not in loaded
 
 
-def test_importing_streamkit_does_not_import_asyncio_until_a_backend_name_is_used() -> None:
+def test_importing_streamkit_loads_the_backend_seam_only_when_a_name_from_it_is_used() -> None:
     assert "asyncio" not in _imported_after("import streamkit")
-    assert "asyncio" in _imported_after("import streamkit; streamkit.Streamer")
+    assert "streamkit.backends.base" not in _modules_after("import streamkit")
+    assert "streamkit.backends.base" in _modules_after("import streamkit; streamkit.Streamer")
 
 
 def test_importing_streamkit_imports_connect_and_the_errors_only() -> None:
@@ -103,6 +104,27 @@ def test_decode_imports_neither_asyncio_nor_dateutil(tmp_path: Path) -> None:
     loaded = _imported_after(_run_cli("decode", "a.ss"), cwd=tmp_path)
     assert "streamkit" in loaded
     assert not loaded & {"asyncio", "dateutil", *CLIENT_LIBRARIES}
+
+
+def test_stat_of_a_file_runs_without_an_event_loop(tmp_path: Path) -> None:
+    (tmp_path / "in.txt").write_bytes(b"[a] one\n[a] two\n")
+    relay = subprocess.run(
+        [sys.executable, "-m", "streamkit.cli.main", "relay", "--input", "stdio:///a",
+         "--output", "file://./a.ss/a"],
+        stdin=(tmp_path / "in.txt").open("rb"), cwd=tmp_path, capture_output=True, timeout=60,
+    )  # fmt: skip
+    assert relay.returncode == 0, relay.stderr
+    code = _run_cli("stat", "a.ss", "--format", "json")
+    loaded = _imported_after(code, cwd=tmp_path)
+    assert not loaded & {"asyncio", "ssl", *CLIENT_LIBRARIES}
+    # ... and still reports the file: the same look the event-loop path gives.
+    done = subprocess.run(
+        [sys.executable, "-c", "import sys\n" + code], cwd=tmp_path, capture_output=True,
+        timeout=60, check=True,
+    )  # fmt: skip
+    report = json.loads(done.stdout)
+    assert [s["key"] for s in report["streams"]] == ["a"]
+    assert report["streams"][0]["shards"][0]["messages"] == 2
 
 
 def test_file_and_stdio_relays_import_no_network_client(tmp_path: Path) -> None:

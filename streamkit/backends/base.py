@@ -13,7 +13,6 @@ given a non-default value raises ``UsageError`` naming the option and the backen
 from __future__ import annotations
 
 import abc
-import asyncio
 import collections
 from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass, field, fields
@@ -261,6 +260,8 @@ class Consumer(abc.ABC):
 
     async def batches(self, max_messages: int = 1000) -> AsyncIterator[list[Message]]:
         """The fast path: ``async for batch in consumer.batches(1000)``."""
+        from asyncio import sleep  # here: stat and decode import this module, not asyncio
+
         while True:
             if self._buffer:
                 batch = [
@@ -275,12 +276,14 @@ class Consumer(abc.ABC):
             # suspend, and a signal's stop() is a loop callback: yield once per batch so it
             # runs, and reading ends within a batch of the signal. After the read, not before:
             # a producer in the same loop then adds at most one of its turns per batch.
-            await asyncio.sleep(0)
+            await sleep(0)
             yield batch
 
     async def recv(self, timeout: float | None = None) -> Message:
         """The next message; TimeoutError after ``timeout`` seconds, EndOfStream at the end."""
         if not self._buffer:
+            import asyncio
+
             if timeout is None:
                 self._buffer.extend(await self.next_batch())
             else:

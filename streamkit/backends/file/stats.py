@@ -37,9 +37,10 @@ class FileStatSource:
         self.path = uri.path
 
     async def collect(self) -> StatReport:
-        return self._collect()
+        return self.look()
 
-    def _collect(self) -> StatReport:
+    def look(self) -> StatReport:
+        """One look, without an event loop: ``stat FILE`` runs this alone (see cli/stat.py)."""
         where = self.uri.redacted()
         if not os.path.isfile(self.path):
             what = "is not a file" if os.path.exists(self.path) else "does not exist"
