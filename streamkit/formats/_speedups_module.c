@@ -76,6 +76,25 @@ configure(PyObject *self, PyObject *args)
     Py_RETURN_NONE;
 }
 
+/* The timestamp object of the last Message made: the plain lines of one read and a burst in
+ * one millisecond share a time, so they share one int (an allocation and a free fewer per
+ * message: -150 instructions per line of a relay into Kafka) rather than equal copies. */
+static PyObject *last_ts_obj = NULL;
+static int64_t last_ts;
+
+static PyObject *
+timestamp_object(int64_t ts)
+{
+    if (last_ts_obj != NULL && ts == last_ts)
+        return Py_NewRef(last_ts_obj);
+    PyObject *obj = PyLong_FromLongLong(ts);
+    if (obj != NULL) {
+        Py_XSETREF(last_ts_obj, Py_NewRef(obj));
+        last_ts = ts;
+    }
+    return obj;
+}
+
 /* A Message without running its Python __init__ (the same fields the dataclass sets). */
 PyObject *
 sk_new_message(PyObject *key, uint64_t shard, uint64_t seq, int64_t ts, const char *payload,
@@ -86,7 +105,7 @@ sk_new_message(PyObject *key, uint64_t shard, uint64_t seq, int64_t ts, const ch
         return NULL;
     PyObject *shard_o = PyLong_FromUnsignedLongLong(shard);
     PyObject *seq_o = PyLong_FromUnsignedLongLong(seq);
-    PyObject *ts_o = PyLong_FromLongLong(ts);
+    PyObject *ts_o = timestamp_object(ts);
     PyObject *payload_o = PyBytes_FromStringAndSize(payload, payload_len);
     PyObject *line_o = line ? PyBytes_FromStringAndSize(line, line_len) : Py_NewRef(Py_None);
     PyObject *headers = PyTuple_New(0);
