@@ -27,6 +27,7 @@ extern PyTypeObject *sk_msg_type;
 extern Py_ssize_t sk_off_stream_key, sk_off_shard, sk_off_seq, sk_off_ts, sk_off_payload,
     sk_off_key, sk_off_headers, sk_off_line;
 extern PyObject *sk_broadcast_str; /* "broadcast" */
+extern PyTypeObject *sk_read_time_type; /* message.ReadTime: a timestamp filled in at reading */
 
 static inline void
 set_slot(PyObject *obj, Py_ssize_t offset, PyObject *value) /* steals value */
@@ -46,6 +47,9 @@ get_slot(PyObject *obj, Py_ssize_t offset) /* borrowed, may be NULL */
 PyObject *sk_new_message(PyObject *key, uint64_t shard, uint64_t seq, int64_t ts,
                          const char *payload, Py_ssize_t payload_len, const char *line,
                          Py_ssize_t line_len);
+PyObject *sk_new_message_at(PyObject *key, uint64_t shard, uint64_t seq, PyObject *ts_o,
+                            const char *payload, Py_ssize_t payload_len, const char *line,
+                            Py_ssize_t line_len);
 
 /* Every entry point's first check (the Message type known; with_crc: the CRC table built). */
 int sk_configured(int with_crc);

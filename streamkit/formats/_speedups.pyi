@@ -3,9 +3,11 @@
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from streamkit.message import Message
+from streamkit.message import Message, ReadTime
 
-def configure(message_type: type[Message], broadcast: str, /) -> None: ...
+def configure(
+    message_type: type[Message], broadcast: str, read_time: type[ReadTime], /
+) -> None: ...
 def scan(
     chunk: bytes,
     pos: int,

@@ -107,7 +107,7 @@ sk_encode(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
             goto fallback;
         PyObject *ts_o = get_slot(m, sk_off_ts), *seq_o = get_slot(m, sk_off_seq),
                  *shard_o = get_slot(m, sk_off_shard);
-        if (!ts_o || !seq_o || !shard_o || !PyLong_CheckExact(ts_o) || !PyLong_CheckExact(seq_o) ||
+        if (!ts_o || !seq_o || !shard_o || !PyLong_Check(ts_o) || !PyLong_CheckExact(seq_o) ||
             !PyLong_CheckExact(shard_o))
             goto fallback;
         int overflow = 0;

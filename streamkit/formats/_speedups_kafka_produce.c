@@ -50,7 +50,9 @@ take_exception(void)
  * kafka_produce(produce, topic, messages, start, same_topic) -> (index, error): calls
  * produce(topic, payload, key, -1, None, None, timestamp, headers) for messages[start:] (a list
  * or a tuple), headers None when a Message has none, else a list of its pairs (what the Python
- * path passes). Stops at the first item it leaves to the caller's Python loop: not exactly a
+ * path passes). A timestamp streamkit filled in (a ReadTime) is left to the client to stamp:
+ * timestamp 0, and for a Message with no key and no headers (every line read from stdio) the
+ * short call produce(topic, payload), which parses two arguments instead of eight. Stops at the first item it leaves to the caller's Python loop: not exactly a
  * Message, a slot not set, or (with `same_topic`) a Message whose stream key is not `topic`;
  * `index` is then that item's, else len(messages). When produce() raises, the exception is not
  * raised but returned as `error`, with `index` the refused message's: the caller decides between
@@ -88,8 +90,10 @@ sk_kafka_produce(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
     if (minus_one == NULL)
         return NULL;
     PyObject *call = new_arguments(topic, minus_one);
+    PyObject *short_call = PyTuple_Pack(2, topic, Py_None); /* (topic, payload) */
+    PyObject *zero = PyLong_FromLong(0);
     PyObject *error = NULL;
-    if (call == NULL)
+    if (call == NULL || short_call == NULL || zero == NULL)
         goto fail;
     /* The size is read on every turn: produce() may run Python code (delivery reports) that
      * changes a list; PySequence_Fast_ITEMS is not cached for the same reason. */
@@ -114,6 +118,23 @@ sk_kafka_produce(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
                 }
             }
         }
+        int read_time = Py_IS_TYPE(ts, sk_read_time_type);
+        if (read_time && key == Py_None && PyTuple_CheckExact(headers) &&
+            PyTuple_GET_SIZE(headers) == 0) {
+            if (Py_REFCNT(short_call) != 1) {
+                Py_SETREF(short_call, PyTuple_Pack(2, topic, Py_None));
+                if (short_call == NULL)
+                    goto fail;
+            }
+            set_argument(short_call, A_VALUE, Py_NewRef(value));
+            PyObject *result = PyObject_Call(produce, short_call, NULL);
+            if (result == NULL) {
+                error = take_exception();
+                break;
+            }
+            Py_DECREF(result);
+            continue;
+        }
         PyObject *header_arg;
         if (PyTuple_CheckExact(headers) && PyTuple_GET_SIZE(headers) == 0)
             header_arg = Py_NewRef(Py_None);
@@ -136,7 +157,7 @@ sk_kafka_produce(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
          * report that drops the Message cannot free them under it. */
         set_argument(call, A_VALUE, Py_NewRef(value));
         set_argument(call, A_KEY, Py_NewRef(key));
-        set_argument(call, A_TIMESTAMP, Py_NewRef(ts));
+        set_argument(call, A_TIMESTAMP, Py_NewRef(read_time ? zero : ts));
         set_argument(call, A_HEADERS, header_arg);
         PyObject *result = PyObject_Call(produce, call, NULL);
         if (result == NULL) {
@@ -146,10 +167,14 @@ sk_kafka_produce(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
         Py_DECREF(result);
     }
     Py_XDECREF(call);
+    Py_XDECREF(short_call);
+    Py_XDECREF(zero);
     Py_DECREF(minus_one);
     return Py_BuildValue("(nN)", i, error != NULL ? error : Py_NewRef(Py_None));
 fail:
     Py_XDECREF(call);
+    Py_XDECREF(short_call);
+    Py_XDECREF(zero);
     Py_DECREF(minus_one);
     return NULL;
 }

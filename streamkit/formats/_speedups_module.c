@@ -30,6 +30,7 @@ PyTypeObject *sk_msg_type = NULL;
 Py_ssize_t sk_off_stream_key, sk_off_shard, sk_off_seq, sk_off_ts, sk_off_payload, sk_off_key,
     sk_off_headers, sk_off_line;
 PyObject *sk_broadcast_str = NULL; /* "broadcast" */
+PyTypeObject *sk_read_time_type = NULL;
 
 static int
 member_offset(PyObject *type, const char *name, Py_ssize_t *offset)
@@ -53,12 +54,13 @@ member_offset(PyObject *type, const char *name, Py_ssize_t *offset)
     return 0;
 }
 
-/* configure(Message, "broadcast"): learn where the slots of Message live. */
+/* configure(Message, "broadcast", ReadTime): learn where the slots of Message live. */
 static PyObject *
 configure(PyObject *self, PyObject *args)
 {
-    PyObject *type, *broadcast;
-    if (!PyArg_ParseTuple(args, "O!U", &PyType_Type, &type, &broadcast))
+    PyObject *type, *broadcast, *read_time;
+    if (!PyArg_ParseTuple(args, "O!UO!", &PyType_Type, &type, &broadcast, &PyType_Type,
+                          &read_time))
         return NULL;
     if (member_offset(type, "stream_key", &sk_off_stream_key) < 0 ||
         member_offset(type, "shard_id", &sk_off_shard) < 0 ||
@@ -73,6 +75,8 @@ configure(PyObject *self, PyObject *args)
     Py_XSETREF(sk_msg_type, (PyTypeObject *)type);
     Py_INCREF(broadcast);
     Py_XSETREF(sk_broadcast_str, broadcast);
+    Py_INCREF(read_time);
+    Py_XSETREF(sk_read_time_type, (PyTypeObject *)read_time);
     Py_RETURN_NONE;
 }
 
@@ -100,12 +104,25 @@ PyObject *
 sk_new_message(PyObject *key, uint64_t shard, uint64_t seq, int64_t ts, const char *payload,
                Py_ssize_t payload_len, const char *line, Py_ssize_t line_len)
 {
-    PyObject *obj = sk_msg_type->tp_alloc(sk_msg_type, 0);
-    if (obj == NULL)
+    PyObject *ts_o = timestamp_object(ts);
+    if (ts_o == NULL)
         return NULL;
+    return sk_new_message_at(key, shard, seq, ts_o, payload, payload_len, line, line_len);
+}
+
+/* The same with the timestamp object given (a new reference, which this takes over). */
+PyObject *
+sk_new_message_at(PyObject *key, uint64_t shard, uint64_t seq, PyObject *ts_o,
+                  const char *payload, Py_ssize_t payload_len, const char *line,
+                  Py_ssize_t line_len)
+{
+    PyObject *obj = sk_msg_type->tp_alloc(sk_msg_type, 0);
+    if (obj == NULL) {
+        Py_DECREF(ts_o);
+        return NULL;
+    }
     PyObject *shard_o = PyLong_FromUnsignedLongLong(shard);
     PyObject *seq_o = PyLong_FromUnsignedLongLong(seq);
-    PyObject *ts_o = timestamp_object(ts);
     PyObject *payload_o = PyBytes_FromStringAndSize(payload, payload_len);
     PyObject *line_o = line ? PyBytes_FromStringAndSize(line, line_len) : Py_NewRef(Py_None);
     PyObject *headers = PyTuple_New(0);
@@ -142,7 +159,7 @@ sk_configured(int with_crc)
 /* ---------------------------------------------------------------- module */
 
 static PyMethodDef methods[] = {
-    {"configure", configure, METH_VARARGS, "configure(Message, broadcast_key)"},
+    {"configure", configure, METH_VARARGS, "configure(Message, broadcast_key, ReadTime)"},
     {"scan", (PyCFunction)(void (*)(void))sk_scan, METH_FASTCALL,
      "scan(chunk, pos, number, now, no_meta, counters, out, flags, clock, sink, keep, out_key, "
      "left_out)"},

@@ -134,6 +134,7 @@ typedef struct {
     PyObject *flags; /* list of bool */
     PyObject *clock;
     int64_t now;     /* -1: not read yet */
+    PyObject *now_obj; /* the clock's object for `now` (a ReadTime), owned, or NULL */
     Buf *sink;       /* transcode output, or NULL */
     PyObject *keep;  /* set of str: keys that pass (transcode), or NULL for all */
     PyObject *left_out; /* dict str -> count of the lines `keep` dropped, or NULL */
@@ -201,14 +202,14 @@ read_now(Scan *s)
     if (value == NULL)
         return -1;
     long long now = PyLong_AsLongLong(value);
-    Py_DECREF(value);
-    if (now == -1 && PyErr_Occurred())
-        return -1;
-    if (now < 0) {
-        PyErr_SetString(PyExc_ValueError, "the clock returned a negative time");
+    if ((now == -1 && PyErr_Occurred()) || now < 0) {
+        if (!PyErr_Occurred())
+            PyErr_SetString(PyExc_ValueError, "the clock returned a negative time");
+        Py_DECREF(value);
         return -1;
     }
     s->now = now;
+    Py_XSETREF(s->now_obj, value); /* the messages' timestamp: its type says it was filled in */
     return 0;
 }
 
@@ -239,8 +240,8 @@ plain_line(Scan *s, const unsigned char *line, Py_ssize_t n)
         return LINE_SLOW;
     if (s->sink == NULL) {
         uint64_t seq = c->next++;
-        PyObject *message =
-            sk_new_message(sk_broadcast_str, 0, seq, s->now, (const char *)line, n, NULL, 0);
+        PyObject *message = sk_new_message_at(sk_broadcast_str, 0, seq, Py_NewRef(s->now_obj),
+                                              (const char *)line, n, NULL, 0);
         return emit_message(s, message, 1);
     }
     Buf *b = s->sink;
@@ -414,7 +415,7 @@ sk_scan(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
     }
     Py_ssize_t pos = PyLong_AsSsize_t(args[1]);
     long long number = PyLong_AsLongLong(args[2]);
-    long long now = PyLong_AsLongLong(args[3]);
+    long long now = PyLong_AsLongLong(args[3]); /* -1, or the object a previous call returned */
     if (PyErr_Occurred())
         return NULL;
     Buf sink_buf = {NULL, 0, 0};
@@ -425,7 +426,8 @@ sk_scan(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
     s.out = args[6] == Py_None ? NULL : args[6];
     s.flags = args[7];
     s.clock = args[8];
-    s.now = now;
+    s.now = now < 0 ? -1 : now;
+    s.now_obj = NULL;
     s.sink = args[9] == Py_None ? NULL : &sink_buf;
     s.keep = args[10] == Py_None ? NULL : args[10];
     s.left_out = args[12] == Py_None ? NULL : args[12];
@@ -467,6 +469,8 @@ sk_scan(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
     int stopped = 0, status = LINE_DONE;
     if (s.sink != NULL && sk_buf_reserve(&sink_buf, (len - pos) + (len - pos) / 4 + 256) < 0)
         return NULL;
+    if (s.now >= 0)
+        s.now_obj = Py_NewRef(args[3]);
     int all_ascii = is_ascii(buf + pos, len - pos); /* then no line needs a UTF-8 check */
     while (pos <= len) {
         const unsigned char *line = buf + pos;
@@ -504,8 +508,14 @@ sk_scan(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
             memcpy(PyByteArray_AS_STRING(sink) + old, sink_buf.data, sink_buf.len);
     }
     PyMem_Free(sink_buf.data);
-    if (status == LINE_ERROR)
+    if (status == LINE_ERROR) {
+        Py_XDECREF(s.now_obj);
         return NULL;
-    return Py_BuildValue("(nLLOn)", pos, number, (long long)s.now, stopped ? Py_True : Py_False,
+    }
+    /* `now` goes back as the clock's object (or -1), for the next call and the slow lines. */
+    PyObject *now_out = s.now_obj != NULL ? s.now_obj : PyLong_FromLong(-1);
+    if (now_out == NULL)
+        return NULL;
+    return Py_BuildValue("(nLNOn)", pos, number, now_out, stopped ? Py_True : Py_False,
                          s.emitted);
 }

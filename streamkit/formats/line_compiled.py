@@ -21,11 +21,11 @@ from streamkit.formats import _speedups
 from streamkit.formats.line import LineDecoder as PureLineDecoder
 from streamkit.formats.line import _Invalid
 from streamkit.formats.line import encode_lines as pure_encode_lines
-from streamkit.message import BROADCAST, Message
+from streamkit.message import BROADCAST, Message, ReadTime
 
 __all__ = ["LineDecoder", "encode_lines", "encode_log_lines"]
 
-_speedups.configure(Message, BROADCAST)
+_speedups.configure(Message, BROADCAST, ReadTime)
 _scan = _speedups.scan
 _encode = _speedups.encode
 

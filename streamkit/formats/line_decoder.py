@@ -14,7 +14,7 @@ from operator import add as _add
 from operator import attrgetter
 
 from streamkit.errors import LineFormatError
-from streamkit.message import BROADCAST, MAX_U64, Message, now_ms
+from streamkit.message import BROADCAST, MAX_U64, Message, now_ms, read_time_clock
 from streamkit.timeutil import utc_seconds
 
 __all__ = ["LineBuffer", "LineDecoder", "is_utf8", "parse_line"]
@@ -149,7 +149,8 @@ class LineBuffer:
     ) -> None:
         self.source = source
         self.on_invalid = on_invalid
-        self.clock = clock
+        self.clock = read_time_clock(clock)
+        """The time of lines that carry none, typed ``ReadTime`` so outputs can tell."""
         self.warn = warn
         self.line_number = 0
         self.skipped = 0

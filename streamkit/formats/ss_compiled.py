@@ -19,14 +19,14 @@ from streamkit.formats import _speedups
 from streamkit.formats import ss as _ss
 from streamkit.formats.ss import Item
 from streamkit.formats.ss_decoder import _EXACT_CHECK, _NO_CHECK
-from streamkit.message import BROADCAST, Message
+from streamkit.message import BROADCAST, Message, ReadTime
 
 if TYPE_CHECKING:
     from streamkit.formats.ss_compiled_encoder import SsEncoder
 
 __all__ = ["SsDecoder", "SsEncoder"]
 
-_speedups.configure(Message, BROADCAST)
+_speedups.configure(Message, BROADCAST, ReadTime)
 _ss_scan = _speedups.ss_scan
 
 

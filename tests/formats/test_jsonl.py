@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from streamkit.errors import LineFormatError
 from streamkit.formats.jsonl import JsonLineDecoder, encode_json_lines
-from streamkit.message import BROADCAST, MAX_U64, Message
+from streamkit.message import BROADCAST, MAX_U64, Message, ReadTime
 
 NOW = 1_795_417_200_123
 
@@ -229,3 +229,8 @@ def test_random_bytes_only_ever_raise_line_format_errors(chunks: list[bytes]) ->
         decoder.finish()
     except LineFormatError:
         assert decoder.error is not None
+
+
+def test_a_json_line_without_a_timestamp_gets_a_filled_in_time() -> None:
+    got = decode(b'{"payload": "a"}\n{"payload": "b", "ts": 5}\n')
+    assert [type(m.timestamp) for m in got] == [ReadTime, int]

@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from streamkit.errors import DataError, LineFormatError
 from streamkit.formats.line import LineDecoder, _encode_columns, encode_lines
-from streamkit.message import BROADCAST, MAX_U64, Message
+from streamkit.message import BROADCAST, MAX_U64, Message, ReadTime
 
 NOW = 1_795_417_200_123
 
@@ -527,3 +527,40 @@ def test_a_chunk_with_one_impossible_time_names_that_line(bad: str) -> None:
     got = decoder.feed(b"".join(lines))
     assert [m.seq for m in got] == list(range(49))
     assert decoder.error is not None and decoder.error.where == "in:50"
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "a plain, raw message",
+        "[my_topic] a string payload",
+        "[my_topic | 123 | 4] without a time",
+        "[] brackets alone are a plain line",
+        "é is not ASCII",  # the C scan hands non-ASCII lines to the general parser
+    ],
+)
+def test_a_time_filled_in_says_so_by_its_type(text: str) -> None:
+    # Outputs that can let the receiver stamp (Kafka) tell a filled-in time by its type.
+    message = one(text)
+    assert message.timestamp == NOW
+    assert type(message.timestamp) is ReadTime
+
+
+def test_a_time_the_line_carries_is_a_plain_int() -> None:
+    lines = ["[2022-01-01T00:00:00.123 | t | 1 | 0] canonical", "[2022-01-01T00:00:00 | t] short"]
+    for text in lines:
+        message = one(text)
+        assert type(message.timestamp) is int, text
+
+
+def test_filled_in_times_stay_typed_across_chunks_and_the_general_parser() -> None:
+    decoder = LineDecoder(clock=clock)
+    out = decoder.feed(b"one\n[x] two\nthr") + decoder.feed(b"ee\n\xc3\xa9\n") + decoder.finish()
+    assert [m.payload for m in out] == [b"one", b"two", b"three", "é".encode()]
+    assert {type(m.timestamp) for m in out} == {ReadTime}
+
+
+def test_on_invalid_raw_and_no_meta_lines_get_a_filled_in_time() -> None:
+    raw = decode("[Jan 1, 2022] x\n", on_invalid="raw")
+    no_meta = decode("[2022-01-01T00:00:00] kept as it is\n", no_meta=True)
+    assert [type(m.timestamp) for m in raw + no_meta] == [ReadTime, ReadTime]

@@ -26,9 +26,9 @@ from streamkit.backends.kafka.config import describe_kafka_error
 from streamkit.errors import BackendError, UsageError
 from streamkit.formats import codec
 from streamkit.formats.jsonl import loads
-from streamkit.message import Message
+from streamkit.message import Message, ReadTime
 
-__all__ = ["KafkaProducer", "json_field_key"]
+__all__ = ["KafkaProducer", "create_time", "json_field_key"]
 
 _UNKNOWN_TOPIC = (KafkaError.UNKNOWN_TOPIC_OR_PART, KafkaError._UNKNOWN_TOPIC)
 _headers_of = attrgetter("headers")
@@ -69,6 +69,15 @@ def json_field_key(payload: bytes, name: str) -> bytes | None:
     if isinstance(value, str):
         return value.encode("utf-8")
     return json.dumps(value, separators=(",", ":"), sort_keys=True).encode("utf-8")
+
+
+def create_time(timestamp: int) -> int:
+    """The record's CreateTime argument: 0 (the client stamps it as it takes the record, as
+    ``kcat -P`` does) for a time streamkit filled in when reading (``ReadTime``), else the
+    message's own time. The C loop also sends such records with the short
+    ``produce(topic, value)`` when they have no key and no headers; 0 is what that defaults to.
+    """
+    return 0 if type(timestamp) is ReadTime else timestamp
 
 
 def _drain(calls: Iterator[object]) -> None:
@@ -141,7 +150,7 @@ class KafkaProducer(Producer):
             payload = item.payload
             key = item.key
             headers = list(item.headers) if item.headers else None
-            timestamp = item.timestamp
+            timestamp = create_time(item.timestamp)
         else:
             if isinstance(item, str):
                 payload = item.encode("utf-8")
@@ -218,7 +227,7 @@ class KafkaProducer(Producer):
                         _repeat(-1, count),
                         _repeat(None, count),
                         _repeat(None, count),
-                        map(_timestamp_of, items),
+                        [0 if type(t) is ReadTime else t for t in map(_timestamp_of, items)],
                     ),
                 )
             )
@@ -271,13 +280,14 @@ class KafkaProducer(Producer):
                 if topic not in known:
                     await self.ensure_topic(topic)
                 headers = list(item.headers) if item.headers else None
+                timestamp = create_time(item.timestamp)
                 try:
                     # Positional (topic, value, key, partition, on_delivery, callback,
                     # timestamp, headers): keyword arguments make produce() twice as slow.
-                    produce(topic, item.payload, item.key, -1, None, None, item.timestamp, headers)
+                    produce(topic, item.payload, item.key, -1, None, None, timestamp, headers)
                     continue
                 except BufferError:
-                    args = (topic, item.payload, item.key, -1, None, None, item.timestamp, headers)
+                    args = (topic, item.payload, item.key, -1, None, None, timestamp, headers)
                 except KafkaException as exc:
                     raise self._produce_error(topic, exc) from None
             else:

@@ -18,11 +18,11 @@ from collections.abc import Sequence
 from streamkit.backends.redis import resp as _resp
 from streamkit.backends.redis.resp import Entry
 from streamkit.formats import _speedups
-from streamkit.message import BROADCAST, Message
+from streamkit.message import BROADCAST, Message, ReadTime
 
 __all__ = ["convert_entries", "pack_xadd", "skip_replies"]
 
-_speedups.configure(Message, BROADCAST)
+_speedups.configure(Message, BROADCAST, ReadTime)
 _pack = _speedups.redis_pack_xadd
 convert_entries = _speedups.redis_convert_entries
 skip_replies = _speedups.redis_skip_replies

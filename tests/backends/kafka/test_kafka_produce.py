@@ -10,7 +10,7 @@ from confluent_kafka.admin import AdminClient
 
 from streamkit.backends.kafka.producer import KafkaProducer
 from streamkit.errors import BackendError
-from streamkit.message import Message
+from streamkit.message import Message, ReadTime, now_ms
 from tests.backends.kafka.helpers import drain, messages, run, streamer
 from tests.servers.kafka_broker import KafkaBroker
 
@@ -171,3 +171,40 @@ def test_a_batch_alternating_topics_without_a_stream_key_reaches_each_topic(
         assert [(m.payload, m.key, m.timestamp) for m in got] == [
             (m.payload, m.key, m.timestamp) for m in sent if m.stream_key == topic
         ]
+
+
+def test_a_time_filled_in_at_reading_is_stamped_by_the_client_and_a_carried_one_kept(
+    kafka_broker: KafkaBroker,
+) -> None:
+    # A ReadTime (a line that carried no time) goes as CreateTime 0: the client stamps the
+    # record as it takes it, so a stale fill-in time shows that it was not sent. A time the
+    # data carries, with or without key and headers, arrives exactly.
+    topic = kafka_broker.topic()
+    kafka_broker.create_topic(topic)
+    stale = ReadTime(1_600_000_000_000)
+    sent = [
+        Message(topic, 0, 0, stale, b"plain"),
+        Message(topic, 0, 1, stale, b"keyed", key=b"k"),
+        Message(topic, 0, 2, stale, b"with headers", headers=(("h", b"v"),)),
+        Message(topic, 0, 3, 1_700_000_000_003, b"carried"),
+        Message(topic, 0, 4, 1_700_000_000_004, b"carried, keyed", key=b"k"),
+    ] * 10  # past the pure path's per-item threshold (16) as well
+
+    async def main() -> list[Message]:
+        async with streamer(kafka_broker.address) as s:
+            producer = await s.producer(topic)
+            await producer.send_many(sent)
+            await producer.close()
+            return await drain(await s.consumer(topic, offset="start", follow=False))
+
+    before = now_ms()
+    got = run(main())
+    after = now_ms()
+    assert [(m.payload, m.key, m.headers) for m in got] == [
+        (m.payload, m.key, m.headers) for m in sent
+    ]
+    for m, original in zip(got, sent):
+        if type(original.timestamp) is ReadTime:
+            assert before - 1000 <= m.timestamp <= after + 1000, m
+        else:
+            assert m.timestamp == original.timestamp
