@@ -189,3 +189,33 @@ def test_watch_redraws_in_place_on_a_terminal(tmp_path: Path) -> None:
     assert proc.returncode == 0
     assert seen.count(b"\x1b[H\x1b[2J") == 2  # each look clears and redraws
     assert seen.count(b"stream t: 1 messages") == 2
+
+
+def test_ctrl_c_stops_a_long_look_at_a_file_with_130_and_no_traceback(tmp_path: Path) -> None:
+    # A file's look is one plain scan without an event loop: Ctrl-C ends it at once.
+    path = tmp_path / "big.ss"
+    write_file(path, [f"line {i}" for i in range(600_000)])
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "streamkit.cli.main", "stat", str(path)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=ENV,
+    )  # fmt: skip
+    try:
+        # Signal once the scan has the file open: start-up is over, the scan has begun.
+        deadline = time.monotonic() + 30
+        fds = Path(f"/proc/{proc.pid}/fd")
+        while time.monotonic() < deadline and proc.poll() is None:
+            try:
+                if any(os.path.realpath(fd) == str(path) for fd in fds.iterdir()):
+                    break
+            except OSError:  # a descriptor closed while being read
+                pass
+            time.sleep(0.005)
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 130, (proc.returncode, err)
+    assert b"Traceback" not in err
+    assert out == b""  # stopped before its report
