@@ -397,7 +397,9 @@ meta_line(Scan *s, const unsigned char *line, Py_ssize_t n)
  * each message whose key is in `keep` (None: all) is appended to `sink`, renamed to `out_key`
  * (bytes, or None to keep each key); `left_out` (a dict, or None) counts per key the lines
  * `keep` dropped. Stops at the first line the C code does not take:
- * `stopped` is then true and `pos` is where that line starts.
+ * `stopped` is then true and `pos` is where that line starts. `now` is -1 until `clock()` has
+ * been called, then what it returned (a ReadTime): the timestamp object of every line without
+ * one, passed back in by the next call for the same chunk and used by the slow lines.
  */
 PyObject *
 sk_scan(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
