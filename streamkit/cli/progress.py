@@ -16,7 +16,7 @@ import click
 
 from streamkit.uri import StreamUri
 
-__all__ = ["Progress", "relay_progress"]
+__all__ = ["Progress", "file_progress", "relay_progress"]
 
 
 class Progress:
@@ -55,6 +55,16 @@ def _isatty(stream: Any) -> bool:
         return bool(stream.isatty())
     except (AttributeError, ValueError):
         return False
+
+
+def file_progress(path: str, label: str) -> Progress:
+    """The bar of a whole-file scan (``verify``, ``stat``); none when ``path`` is not a regular
+    file, whose scan then names what is wrong with it."""
+    try:
+        total = os.path.getsize(path) if os.path.isfile(path) else 0
+    except OSError:
+        total = 0
+    return Progress(total, label)
 
 
 def relay_progress(input_uri: StreamUri, output_uri: StreamUri, follow: bool | None) -> Progress:

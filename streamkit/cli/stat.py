@@ -186,8 +186,10 @@ def stat(uri: str, fmt: str, watch: float | None, count: int | None, **values: A
         # One look at a file is one plain scan: no event loop, whose modules (asyncio, ssl)
         # were a third of this command's start-up. Ctrl-C ends it with 130, as decode's.
         from streamkit.backends.file.stats import FileStatSource
+        from streamkit.cli.progress import file_progress
 
-        sys.stdout.write(_render(FileStatSource(target).look(), fmt, compact=False))
+        report = FileStatSource(target).look(file_progress(target.path, "stat"))
+        sys.stdout.write(_render(report, fmt, compact=False))
         return 0
     from streamkit.cli.runner import run_async
 

@@ -24,7 +24,7 @@ import click
 
 from streamkit.backends.file.reader import ss_path
 from streamkit.backends.file.scan import Report, verify_file
-from streamkit.cli.progress import Progress
+from streamkit.cli.progress import file_progress
 from streamkit.errors import BackendError, FileFormatError
 
 __all__ = ["verify"]
@@ -104,13 +104,6 @@ Examples:
 """
 
 
-def _size_of(path: str) -> int:
-    try:
-        return os.path.getsize(path)
-    except OSError:
-        return 0  # no bar; the scan names what is wrong with the path
-
-
 @click.command(epilog=_EXAMPLES)
 @click.argument("file")
 @click.option(
@@ -127,7 +120,7 @@ def verify(file: str, repair: bool) -> None:
     not write its backup (nothing changed).
     """
     path = ss_path(file, "verify")
-    report = verify_file(path, progress=Progress(_size_of(path), "verify"))
+    report = verify_file(path, progress=file_progress(path, "verify"))
     for line in report.lines():
         click.echo(line)
     for warning in report.warnings:

@@ -1,4 +1,4 @@
-"""Progress bars of verify, decode and file relays: on a terminal stderr only (issue 11)."""
+"""Progress bars of verify, stat, decode and file relays: on a terminal stderr only (issue 11)."""
 
 from __future__ import annotations
 
@@ -29,6 +29,7 @@ def ticks(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def commands(path: Path) -> dict[str, list[str]]:
     return {
         "verify": ["verify", str(path)],
+        "stat": ["stat", str(path)],
         "decode": ["decode", str(path), "--format", "ndjson"],
         "relay": ["relay", "--input", f"file://{path}/tick", "--output", f"file://{path}.out/t"],
     }
@@ -58,7 +59,7 @@ def run_on_pty(args: list[str], *, stdout_too: bool = False) -> tuple[int, bytes
         return child.wait(timeout=120), shown
 
 
-@pytest.mark.parametrize("name", ["verify", "decode", "relay"])
+@pytest.mark.parametrize("name", ["verify", "stat", "decode", "relay"])
 def test_no_bar_when_stderr_is_not_a_terminal(ticks: Path, name: str) -> None:
     done = subprocess.run(
         [sys.executable, "-m", "streamkit.cli.main", *commands(ticks)[name]],
@@ -68,7 +69,7 @@ def test_no_bar_when_stderr_is_not_a_terminal(ticks: Path, name: str) -> None:
     assert done.stderr == b""
 
 
-@pytest.mark.parametrize("name", ["verify", "decode", "relay"])
+@pytest.mark.parametrize("name", ["verify", "stat", "decode", "relay"])
 def test_a_bar_on_a_terminal_stderr(ticks: Path, name: str) -> None:
     code, shown = run_on_pty(commands(ticks)[name])
     assert code == 0, shown

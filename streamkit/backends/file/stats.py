@@ -14,7 +14,7 @@ from __future__ import annotations
 import os
 
 from streamkit.backends.base import ConnectOptions
-from streamkit.backends.file.scan import verify_file
+from streamkit.backends.file.scan import ProgressSink, verify_file
 from streamkit.message import INTERNAL_KEY, now_ms
 from streamkit.stats import (
     FileStat,
@@ -39,14 +39,16 @@ class FileStatSource:
     async def collect(self) -> StatReport:
         return self.look()
 
-    def look(self) -> StatReport:
-        """One look, without an event loop: ``stat FILE`` runs this alone (see cli/stat.py)."""
+    def look(self, progress: ProgressSink | None = None) -> StatReport:
+        """One look, without an event loop: ``stat FILE`` runs this alone (see cli/stat.py).
+
+        ``progress``: told the bytes scanned (the CLI's bar on a terminal)."""
         where = self.uri.redacted()
         if not os.path.isfile(self.path):
             what = "is not a file" if os.path.exists(self.path) else "does not exist"
             raise NoSuchStream(f"no such stream: {self.path} {what}", where)
         taken = now_ms()
-        report = verify_file(self.path)
+        report = verify_file(self.path, progress)
         by_key: dict[str, list[ShardStat]] = {}
         for (key, shard), s in sorted(report.streams.items()):
             if key == INTERNAL_KEY:
