@@ -107,13 +107,8 @@ def test_decode_imports_neither_asyncio_nor_dateutil(tmp_path: Path) -> None:
 
 
 def test_stat_of_a_file_runs_without_an_event_loop(tmp_path: Path) -> None:
-    (tmp_path / "in.txt").write_bytes(b"[a] one\n[a] two\n")
-    relay = subprocess.run(
-        [sys.executable, "-m", "streamkit.cli.main", "relay", "--input", "stdio:///a",
-         "--output", "file://./a.ss/a"],
-        stdin=(tmp_path / "in.txt").open("rb"), cwd=tmp_path, capture_output=True, timeout=60,
-    )  # fmt: skip
-    assert relay.returncode == 0, relay.stderr
+    relay = _run_cli("relay", "--input", "stdio:///a", "--output", "file://./a.ss/a")
+    _modules_after(relay, cwd=tmp_path, stdin=b"[a] one\n[a] two\n")
     code = _run_cli("stat", "a.ss", "--format", "json")
     loaded = _imported_after(code, cwd=tmp_path)
     assert not loaded & {"asyncio", "ssl", *CLIENT_LIBRARIES}

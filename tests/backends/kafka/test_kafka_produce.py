@@ -11,7 +11,7 @@ from confluent_kafka.admin import AdminClient
 from streamkit.backends.kafka.producer import KafkaProducer
 from streamkit.errors import BackendError
 from streamkit.message import Message, ReadTime, now_ms
-from tests.backends.kafka.helpers import drain, messages, run, streamer
+from tests.backends.kafka.helpers import drain, messages, produce, run, streamer
 from tests.servers.kafka_broker import KafkaBroker
 
 Container = Callable[[list[Message]], Sequence[Message]]
@@ -56,9 +56,7 @@ def test_a_batch_mixing_messages_bytes_and_str_delivers_all_in_order(
 
     async def main() -> list[Message]:
         async with streamer(kafka_broker.address) as s:
-            producer = await s.producer(topic)
-            await producer.send_many(sent)
-            await producer.close()
+            await produce(s, topic, sent)
             return await drain(await s.consumer(topic, offset="start", follow=False))
 
     got = run(main())
@@ -192,9 +190,7 @@ def test_a_time_filled_in_at_reading_is_stamped_by_the_client_and_a_carried_one_
 
     async def main() -> list[Message]:
         async with streamer(kafka_broker.address) as s:
-            producer = await s.producer(topic)
-            await producer.send_many(sent)
-            await producer.close()
+            await produce(s, topic, sent)
             return await drain(await s.consumer(topic, offset="start", follow=False))
 
     before = now_ms()
