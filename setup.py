@@ -64,7 +64,7 @@ class OptionalBuildExt(build_ext):
 
 
 _C_PARTS = ["module", "text", "scan", "encode", "ss", "kafka"]
-_C_PARTS += ["kafka_produce"]
+_C_PARTS += ["kafka_produce", "librdkafka", "librdkafka_client", "librdkafka_produce"]
 _C_PARTS += ["redis"]
 """The C files of the one extension module (see _speedups_module.c for what each holds)."""
 
@@ -74,9 +74,12 @@ if os.environ.get("STREAMKIT_PURE_PYTHON") != "1":
         Extension(
             "streamkit.formats._speedups",
             [f"streamkit/formats/_speedups_{part}.c" for part in _C_PARTS],
-            depends=["streamkit/formats/_speedups.h"],
+            depends=["streamkit/formats/_speedups.h", "streamkit/formats/_speedups_librdkafka.h"],
             extra_compile_args=_FLAGS,
             extra_link_args=["-fsanitize=address,undefined"] if _SANITIZE else [],
+            # dlopen/dlsym (LibrdkafkaProducer finds the librdkafka confluent-kafka loaded):
+            # in libc itself since glibc 2.34, in libdl before.
+            libraries=["dl"],
             optional=True,
         )
     )

@@ -182,6 +182,8 @@ PyObject *sk_kafka_produce(PyObject *self, PyObject *const *args, Py_ssize_t nar
 PyObject *sk_redis_pack_xadd(PyObject *self, PyObject *entries);
 PyObject *sk_redis_convert_entries(PyObject *self, PyObject *const *args, Py_ssize_t nargs);
 PyObject *sk_redis_skip_replies(PyObject *self, PyObject *const *args, Py_ssize_t nargs);
+PyObject *sk_librdkafka_version(PyObject *self, PyObject *unused);
+extern PyTypeObject sk_librdkafka_producer_type; /* _speedups_librdkafka.c */
 
 #if defined(__GNUC__)
 #pragma GCC visibility pop

@@ -18,6 +18,7 @@
  *   _speedups_ss.c      CRC-16 and the .ss frames: ss_scan(), ss_encode(), crc16()
  *   _speedups_kafka.c   confluent-kafka's records → Messages (kafka_records) or lines (kafka_lines)
  *   _speedups_kafka_produce.c  kafka_produce(): Messages → confluent-kafka's produce()
+ *   _speedups_librdkafka.c  LibrdkafkaProducer: Messages → librdkafka's C API, past confluent-kafka
  *   _speedups_redis.c   redis_pack_xadd(), redis_convert_entries(), redis_skip_replies(): the
  *                       Redis backend's XADD packing, XREAD entries → Messages, XADD acks
  */
@@ -177,6 +178,8 @@ static PyMethodDef methods[] = {
      "Python"},
     {"kafka_produce", (PyCFunction)(void (*)(void))sk_kafka_produce, METH_FASTCALL,
      "kafka_produce(produce, topic, messages, start, same_topic) -> (index, error)"},
+    {"librdkafka_version", sk_librdkafka_version, METH_NOARGS,
+     "librdkafka_version() -> (version, path) of the librdkafka loaded; ImportError if none"},
     {"redis_pack_xadd", sk_redis_pack_xadd, METH_O, "redis_pack_xadd(entries) -> bytes | None"},
     {"redis_convert_entries", (PyCFunction)(void (*)(void))sk_redis_convert_entries,
      METH_FASTCALL,
@@ -196,5 +199,14 @@ static struct PyModuleDef module = {
 PyMODINIT_FUNC
 PyInit__speedups(void)
 {
-    return PyModule_Create(&module);
+    PyObject *m = PyModule_Create(&module);
+    if (m == NULL)
+        return NULL;
+    if (PyType_Ready(&sk_librdkafka_producer_type) < 0 ||
+        PyModule_AddObjectRef(m, "LibrdkafkaProducer", (PyObject *)&sk_librdkafka_producer_type) <
+            0) {
+        Py_DECREF(m);
+        return NULL;
+    }
+    return m;
 }

@@ -13,6 +13,7 @@ import json
 import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from functools import partial
 from itertools import repeat as _repeat
 from itertools import starmap as _starmap
 from operator import attrgetter
@@ -23,6 +24,7 @@ from confluent_kafka import KafkaError, KafkaException
 
 from streamkit.backends.base import Payload, Producer, ProducerOptions
 from streamkit.backends.kafka.config import describe_kafka_error
+from streamkit.backends.kafka.librdkafka import LibrdkafkaClient
 from streamkit.errors import BackendError, UsageError
 from streamkit.formats import codec
 from streamkit.formats.jsonl import loads
@@ -43,6 +45,11 @@ _ProduceLoop = Callable[
     [Callable[..., object], str, list[Any] | tuple[Any, ...], int, bool],
     tuple[int, BaseException | None],
 ]
+_MessagesLoop = Callable[
+    [str, list[Any] | tuple[Any, ...], int, bool], tuple[int, BaseException | None]
+]
+"""(topic, messages, start, same_topic) -> (index, error): ``kafka_produce`` bound to a
+produce(), or ``LibrdkafkaClient.produce_messages``."""
 _produce_loop: _ProduceLoop | None = None
 """``_speedups.kafka_produce`` with the C codec (see ``_produce_compiled``), None on the pure
 path, where ``_produce_column_wise`` (the reference) runs instead."""
@@ -108,6 +115,14 @@ class KafkaProducer(Producer):
         self._unknown_topic: str | None = None
         self._closed = False
         self._next_poll = 0.0
+        # The batch loop in C: on librdkafka directly (LibrdkafkaClient), else over
+        # confluent-kafka's produce() with the C codec; None: the pure column-wise path.
+        self._produce_messages: _MessagesLoop | None = None
+        self._collects_failures = isinstance(client, LibrdkafkaClient)
+        if self._collects_failures:
+            self._produce_messages = client.produce_messages
+        elif _produce_loop is not None:
+            self._produce_messages = partial(_produce_loop, client.produce)
 
     def on_delivery(self, error: Any, message: Any) -> None:
         """librdkafka's delivery report (failures only); runs inside poll()/flush()."""
@@ -123,6 +138,12 @@ class KafkaProducer(Producer):
             )
 
     def _raise_failures(self) -> None:
+        if self._collects_failures:
+            count, texts, unknown = self._client.failures()
+            self._failed += count
+            self._failures.extend(texts[: 3 - len(self._failures)])
+            if unknown is not None:
+                self._unknown_topic = unknown
         if self._unknown_topic is not None:
             topic, self._unknown_topic = self._unknown_topic, None
             raise BackendError(
@@ -176,8 +197,8 @@ class KafkaProducer(Producer):
         by_field = self._partition_by is not None and self._partition_by != "key"
         if by_field:
             await self._produce_each(items, 0, by_field)
-        elif _produce_loop is not None:
-            await self._produce_compiled(_produce_loop, items)
+        elif self._produce_messages is not None:
+            await self._produce_compiled(self._produce_messages, items)
         elif len(items) < 16 or not await self._produce_column_wise(items):
             await self._produce_each(items, 0, False)
         now = time.monotonic()
@@ -236,7 +257,7 @@ class KafkaProducer(Producer):
             await self._produce_each(items, failed_at, False)
         return True
 
-    async def _produce_compiled(self, loop: _ProduceLoop, items: Sequence[Payload]) -> None:
+    async def _produce_compiled(self, loop: _MessagesLoop, items: Sequence[Payload]) -> None:
         """The C loop produces the Messages, this recovers where it stops, as per item.
 
         ``loop`` stops at an item it leaves to Python (not a Message, or another topic than the
@@ -260,7 +281,7 @@ class KafkaProducer(Producer):
             await self.ensure_topic(topic)
         start = 0
         while start < count:
-            start, error = loop(self._client.produce, topic, batch, start, same_topic)
+            start, error = loop(topic, batch, start, same_topic)
             if error is not None and not isinstance(error, (BufferError, KafkaException)):
                 raise error
             if start < count:
@@ -331,3 +352,7 @@ class KafkaProducer(Producer):
             return
         await self.flush()
         self._closed = True
+        if self._collects_failures:
+            # Its threads end now, not whenever the object is collected (confluent-kafka's
+            # Producer has no close(): it goes with its last reference).
+            await asyncio.to_thread(self._client.close)

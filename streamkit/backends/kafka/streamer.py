@@ -35,6 +35,7 @@ from streamkit.backends.kafka.config import (
     kafka_logger,
 )
 from streamkit.backends.kafka.consumer import KafkaConsumer
+from streamkit.backends.kafka.librdkafka import direct_client
 from streamkit.backends.kafka.positions import all_topics, list_partitions
 from streamkit.backends.kafka.producer import KafkaProducer
 from streamkit.errors import BackendError, ConnectError
@@ -91,7 +92,9 @@ class KafkaStreamer(Streamer):
         config = {**PRODUCER_DEFAULTS, **self._config}
         holder: list[KafkaProducer] = []
         config["on_delivery"] = lambda error, message: holder[0].on_delivery(error, message)
-        client = _construct(RdProducer, config, settings)
+        client = _construct(direct_client, config, settings) or _construct(
+            RdProducer, config, settings
+        )
         producer = KafkaProducer(
             stream_key,
             client,
