@@ -213,6 +213,18 @@ async def _relay(
                         from streamkit.backends.stdio import relay_lines
 
                         fast = await relay_lines(consumer, producer)  # stdio → stdio in C
+                    if (
+                        remaining is None
+                        and not consumer_options.needs_commit
+                        and pacer is None
+                        and stats is None
+                        and output_uri.scheme == "kafka"
+                        and len(inputs) == 1
+                        and inputs[0].scheme == "stdio"
+                    ):
+                        from streamkit.backends.kafka.stdin_relay import relay_spans
+
+                        fast = await relay_spans(consumer, producer)  # stdio → Kafka in C
                     direct = None
                     if fast is None and remaining is None and pacer is None:
                         direct = _kafka_lines(consumer, producer, stats, inputs)

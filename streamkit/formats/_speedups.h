@@ -96,6 +96,14 @@ typedef struct {
 /* Room for `extra` more bytes; -1 with MemoryError set. The put* below never check. */
 int sk_buf_reserve(Buf *b, Py_ssize_t extra);
 
+/* A message scan() leaves in its chunk, in spans mode (no Message object): the payload's bytes
+ * chunk[start:start + len] and its time, -1 for one the line did not carry (a ReadTime). The
+ * Kafka producer takes runs of these (LibrdkafkaProducer.produce_spans). */
+typedef struct {
+    Py_ssize_t start, len;
+    int64_t ts;
+} SkSpan;
+
 static inline void
 put(Buf *b, const void *src, Py_ssize_t n)
 {

@@ -144,6 +144,7 @@ rd_kafka_topic_t *sk_topic_handle(SkProducer *self, PyObject *topic);
 PyObject *sk_producer_error(SkProducer *self, int err); /* make_error(err, text), new ref */
 PyObject *sk_producer_produce(SkProducer *self, PyObject *const *args, Py_ssize_t nargs);
 PyObject *sk_producer_produce_messages(SkProducer *self, PyObject *const *args, Py_ssize_t nargs);
+PyObject *sk_producer_produce_spans(SkProducer *self, PyObject *const *args, Py_ssize_t nargs);
 
 #if defined(__GNUC__)
 #pragma GCC visibility pop

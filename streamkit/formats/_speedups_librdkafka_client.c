@@ -360,6 +360,8 @@ static PyMethodDef producer_methods[] = {
      "timestamp=0, headers=None)"},
     {"produce_messages", (PyCFunction)(void (*)(void))sk_producer_produce_messages, METH_FASTCALL,
      "produce_messages(topic, messages, start, same_topic) -> (index, error)"},
+    {"produce_spans", (PyCFunction)(void (*)(void))sk_producer_produce_spans, METH_FASTCALL,
+     "produce_spans(topic, chunk, spans, start) -> (index, error)"},
     {"poll", (PyCFunction)producer_poll, METH_O, "poll(timeout) -> events served"},
     {"flush", (PyCFunction)producer_flush, METH_O, "flush(timeout) -> records not yet delivered"},
     {"failures", (PyCFunction)producer_failures, METH_NOARGS,

@@ -1,6 +1,6 @@
-/* LibrdkafkaProducer.produce() and .produce_messages(): records to librdkafka's
- * rd_kafka_producev(), one call per record with the bytes copied (RD_KAFKA_MSG_F_COPY), as kcat
- * does; no Python object is made per record.
+/* LibrdkafkaProducer.produce(), .produce_messages() and .produce_spans(): records to
+ * librdkafka's rd_kafka_producev(), one call per record with the bytes copied
+ * (RD_KAFKA_MSG_F_COPY), as kcat does; no Python object is made per record.
  */
 #include "_speedups_librdkafka.h"
 
@@ -247,3 +247,55 @@ sk_producer_produce_messages(SkProducer *self, PyObject *const *args, Py_ssize_t
     return Py_BuildValue("(nN)", i, error != NULL ? error : Py_NewRef(Py_None));
 }
 
+
+/*
+ * produce_spans(topic, chunk, spans, start) -> (index, error): the records scan() left in
+ * `chunk` in spans mode (SkSpan: payload place and time, -1 for a time the line did not carry,
+ * which librdkafka stamps), from the `start`th span, to `topic` without key or headers. `index`
+ * is the number of spans, or the refused record's with `error` what produce() would have raised
+ * (BufferError: wait for room and go on from there).
+ */
+PyObject *
+sk_producer_produce_spans(SkProducer *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 4 || !PyUnicode_Check(args[0]) || !PyBytes_Check(args[1]) ||
+        !PyByteArray_Check(args[2])) {
+        PyErr_SetString(PyExc_TypeError,
+                        "produce_spans(topic: str, chunk: bytes, spans: bytearray, start: int)");
+        return NULL;
+    }
+    if (!sk_producer_open(self))
+        return NULL;
+    Py_ssize_t i = PyLong_AsSsize_t(args[3]);
+    if (i == -1 && PyErr_Occurred())
+        return NULL;
+    Py_ssize_t n = PyByteArray_GET_SIZE(args[2]) / (Py_ssize_t)sizeof(SkSpan);
+    if (i < 0 || i > n) {
+        PyErr_SetString(PyExc_ValueError, "produce_spans: start out of range");
+        return NULL;
+    }
+    const char *chunk = PyBytes_AS_STRING(args[1]);
+    Py_ssize_t size = PyBytes_GET_SIZE(args[1]);
+    const char *raw = PyByteArray_AS_STRING(args[2]);
+    rd_kafka_topic_t *rkt = sk_topic_handle(self, args[0]);
+    if (rkt == NULL)
+        return NULL;
+    PyObject *error = NULL;
+    for (; i < n; i++) {
+        SkSpan span;
+        memcpy(&span, raw + i * (Py_ssize_t)sizeof span, sizeof span);
+        if (span.start < 0 || span.len < 0 || span.start > size - span.len) {
+            PyErr_SetString(PyExc_ValueError, "produce_spans: a span outside the chunk");
+            return NULL;
+        }
+        int err = produce_record(self, rkt, chunk + span.start, span.len, NULL, 0,
+                                 RDK_PARTITION_UA, span.ts < 0 ? 0 : span.ts, NULL);
+        if (err != 0) {
+            error = refusal(self, err);
+            if (error == NULL)
+                return NULL;
+            break;
+        }
+    }
+    return Py_BuildValue("(nN)", i, error != NULL ? error : Py_NewRef(Py_None));
+}

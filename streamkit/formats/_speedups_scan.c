@@ -1,8 +1,10 @@
 /* The line decoder's loop in C (see _speedups_module.c for the shapes it takes).
  *
  * scan() walks a chunk of complete lines from an offset and either appends Message objects
- * (decode) or appends the canonical output lines to a buffer (transcode: a stdio relay without
- * one Python object per message). It stops at the first line it does not handle and says where.
+ * (decode), or appends the canonical output lines to a buffer (transcode: a stdio relay without
+ * one Python object per message), or records where each message's payload lies in the chunk
+ * and its time (spans: a stdin → Kafka relay, also without an object per message). It stops at
+ * the first line it does not handle and says where.
  */
 #include "_speedups.h"
 
@@ -130,7 +132,9 @@ enum { LINE_DONE = 0, LINE_SLOW = 1, LINE_ERROR = -1 };
 
 typedef struct {
     int no_meta;
-    PyObject *out;   /* list of Message, or NULL (transcode) */
+    PyObject *out;   /* list of Message, or NULL (transcode, spans) */
+    Buf *spans;      /* SkSpan records (spans mode), or NULL */
+    const unsigned char *base; /* the chunk: spans are offsets into it */
     PyObject *flags; /* list of bool */
     PyObject *clock;
     int64_t now;     /* -1: not read yet */
@@ -226,6 +230,18 @@ emit_message(Scan *s, PyObject *message, int broadcast)
     return LINE_DONE;
 }
 
+/* Spans mode: the message's payload and time, instead of a Message. */
+static int
+emit_span(Scan *s, const unsigned char *payload, Py_ssize_t len, int64_t ts)
+{
+    if (sk_buf_reserve(s->spans, (Py_ssize_t)sizeof(SkSpan)) < 0)
+        return LINE_ERROR;
+    SkSpan span = {payload - s->base, len, ts};
+    put(s->spans, &span, sizeof span);
+    s->emitted++;
+    return LINE_DONE;
+}
+
 static int
 plain_line(Scan *s, const unsigned char *line, Py_ssize_t n)
 {
@@ -238,6 +254,10 @@ plain_line(Scan *s, const unsigned char *line, Py_ssize_t n)
         return PyErr_Occurred() ? LINE_ERROR : LINE_SLOW;
     if (c->next == UINT64_MAX)
         return LINE_SLOW;
+    if (s->spans != NULL) {
+        c->next++;
+        return emit_span(s, line, n, -1);
+    }
     if (s->sink == NULL) {
         uint64_t seq = c->next++;
         PyObject *message = sk_new_message_at(sk_broadcast_str, 0, seq, Py_NewRef(s->now_obj),
@@ -336,9 +356,11 @@ meta_line(Scan *s, const unsigned char *line, Py_ssize_t n)
         slot->hint_shard[h] = shard;
         slot->hint_index[h] = (int)(c - s->counters.c);
     }
-    c->next = seq + 1;
     int64_t ts = seconds * 1000 + millis;
-    if (s->sink == NULL) {
+    if (s->spans != NULL && ts < 0)
+        return LINE_SLOW; /* before 1970: not a Kafka timestamp; the Message path says so */
+    c->next = seq + 1;
+    if (s->sink == NULL && s->spans == NULL) {
         /* Message.line: only text that encode_lines would write again byte for byte. */
         int keep_line = fields == 4 && fraction == 3 && canonical_numbers;
         return emit_message(s,
@@ -361,6 +383,8 @@ meta_line(Scan *s, const unsigned char *line, Py_ssize_t n)
             return LINE_DONE;
         }
     }
+    if (s->spans != NULL)
+        return emit_span(s, payload, payload_len, ts);
     Buf *b = s->sink;
     const unsigned char *out_key = s->out_key ? s->out_key : key;
     Py_ssize_t out_key_len = s->out_key ? s->out_key_len : key_len;
@@ -387,6 +411,19 @@ meta_line(Scan *s, const unsigned char *line, Py_ssize_t n)
     return LINE_DONE;
 }
 
+/* Appends what `b` holds to the bytearray `target`; -1 with an error set. */
+static int
+append_to(PyObject *target, const Buf *b)
+{
+    if (b->len == 0)
+        return 0;
+    Py_ssize_t old = PyByteArray_GET_SIZE(target);
+    if (PyByteArray_Resize(target, old + b->len) < 0)
+        return -1;
+    memcpy(PyByteArray_AS_STRING(target) + old, b->data, b->len);
+    return 0;
+}
+
 /* scan(chunk, pos, number, now, no_meta, counters, out, flags, clock, sink, keep, out_key,
  *      left_out)
  *   → (pos, number, now, stopped, emitted)
@@ -396,7 +433,10 @@ meta_line(Scan *s, const unsigned char *line, Py_ssize_t n)
  * broadcast flags to `flags`. Transcode mode (`sink` a bytearray): the canonical output line of
  * each message whose key is in `keep` (None: all) is appended to `sink`, renamed to `out_key`
  * (bytes, or None to keep each key); `left_out` (a dict, or None) counts per key the lines
- * `keep` dropped. Stops at the first line the C code does not take:
+ * `keep` dropped. Spans mode (`out` a bytearray, `sink` None): an SkSpan record for each
+ * message whose key is in `keep` is appended to `out` (its payload's place in `chunk`, its time
+ * or -1), and `left_out` counts as in transcode mode. Stops at the first line the C code does
+ * not take:
  * `stopped` is then true and `pos` is where that line starts. `now` is -1 until `clock()` has
  * been called, then what it returned (a ReadTime): the timestamp object of every line without
  * one, passed back in by the next call for the same chunk and used by the slow lines.
@@ -425,7 +465,11 @@ sk_scan(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
     s.no_meta = PyObject_IsTrue(args[4]);
     s.counters.n = 0;
     s.counters.dict = args[5];
-    s.out = args[6] == Py_None ? NULL : args[6];
+    PyObject *spans = PyByteArray_Check(args[6]) ? args[6] : NULL;
+    Buf spans_buf = {NULL, 0, 0};
+    s.out = args[6] == Py_None || spans != NULL ? NULL : args[6];
+    s.spans = spans != NULL ? &spans_buf : NULL;
+    s.base = (const unsigned char *)PyBytes_AS_STRING(chunk);
     s.flags = args[7];
     s.clock = args[8];
     s.now = now < 0 ? -1 : now;
@@ -449,9 +493,10 @@ sk_scan(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
         s.out_key = (const unsigned char *)PyBytes_AS_STRING(args[11]);
         s.out_key_len = PyBytes_GET_SIZE(args[11]);
     }
-    if ((s.out == NULL) == (s.sink == NULL) || (s.out && !(PyList_Check(s.out) &&
-                                                          PyList_Check(s.flags)))) {
-        PyErr_SetString(PyExc_TypeError, "scan(): give either out and flags lists or a sink");
+    if ((s.out != NULL) + (s.sink != NULL) + (s.spans != NULL) != 1 ||
+        (s.out && !(PyList_Check(s.out) && PyList_Check(s.flags)))) {
+        PyErr_SetString(PyExc_TypeError,
+                        "scan(): give either out and flags lists, a sink, or a spans bytearray");
         return NULL;
     }
     if (s.sink != NULL && !PyByteArray_Check(args[9])) {
@@ -501,15 +546,12 @@ sk_scan(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
         status = LINE_ERROR;
     if (left_out_flush(&s.left, s.left_out) < 0)
         status = LINE_ERROR;
-    if (status != LINE_ERROR && s.sink != NULL && sink_buf.len) {
-        PyObject *sink = args[9];
-        Py_ssize_t old = PyByteArray_GET_SIZE(sink);
-        if (PyByteArray_Resize(sink, old + sink_buf.len) < 0)
-            status = LINE_ERROR;
-        else
-            memcpy(PyByteArray_AS_STRING(sink) + old, sink_buf.data, sink_buf.len);
-    }
+    if (status != LINE_ERROR && s.sink != NULL && append_to(args[9], &sink_buf) < 0)
+        status = LINE_ERROR;
+    if (status != LINE_ERROR && spans != NULL && append_to(spans, &spans_buf) < 0)
+        status = LINE_ERROR;
     PyMem_Free(sink_buf.data);
+    PyMem_Free(spans_buf.data);
     if (status == LINE_ERROR) {
         Py_XDECREF(s.now_obj);
         return NULL;

@@ -6,8 +6,10 @@ streamkit and SeaStreamer write and stops at any other line; that line goes thro
 general parser (``LineDecoder._slow``), so every error, its text, line number and the
 ``--on-invalid`` policies come from one place.
 
-``feed_into``/``finish_into`` are the relay's path: instead of Message objects they append the
-canonical output lines (optionally only some keys, optionally renamed) to a bytearray.
+``feed_into``/``finish_into`` are the stdio relay's path: instead of Message objects they
+append the canonical output lines (optionally only some keys, optionally renamed) to a
+bytearray. ``feed_spans``/``finish_spans`` are the stdin → Kafka relay's: each message is where
+its payload lies in the chunk and its time (``Spans``), for the producer to take from there.
 
 Importing this module raises ImportError when the extension was not built.
 """
@@ -21,6 +23,7 @@ from streamkit.formats import _speedups
 from streamkit.formats.line import LineDecoder as PureLineDecoder
 from streamkit.formats.line import _Invalid
 from streamkit.formats.line import encode_lines as pure_encode_lines
+from streamkit.formats.spans import Spans
 from streamkit.message import BROADCAST, Message, ReadTime
 
 __all__ = ["LineDecoder", "encode_lines", "encode_log_lines"]
@@ -73,6 +76,38 @@ class LineDecoder(PureLineDecoder):
         if data:
             self._transcode(data, sink, keep, out_key)
 
+    def feed_spans(self, data: bytes, keep: frozenset[str] | None) -> list[Spans | Message]:
+        """Like ``feed``, but the messages come as ``Spans`` of their chunk, in order with the
+        Messages of lines the C loop leaves to the general parser. ``keep`` as for
+        ``feed_into``. A line that fails (``--on-invalid fail``) sets ``error`` and ends the
+        list: what it holds came before that line and must still be sent.
+        """
+        if self.error is not None:
+            raise self.error
+        if self._partial:
+            data = self._partial + data
+        cut = data.rfind(b"\n")
+        if cut < 0:
+            self._partial = data
+            return []
+        self._partial = data[cut + 1 :]
+        return self._spans(data[:cut], keep)
+
+    def finish_spans(self, keep: frozenset[str] | None) -> list[Spans | Message]:
+        """End of input for ``feed_spans``: a last line without ``\\n``."""
+        if self.error is not None:
+            raise self.error
+        data, self._partial = self._partial, b""
+        return self._spans(data, keep) if data else []
+
+    def _spans(self, chunk: bytes, keep: frozenset[str] | None) -> list[Spans | Message]:
+        pieces: list[Spans | Message] = []
+        try:
+            self._run(chunk, None, None, None, keep, None, pieces)
+        except _Invalid as invalid:
+            self.error = invalid.error
+        return pieces
+
     def _transcode(
         self, chunk: bytes, sink: bytearray, keep: frozenset[str] | None, out_key: str | None
     ) -> None:
@@ -89,10 +124,12 @@ class LineDecoder(PureLineDecoder):
         sink: bytearray | None,
         keep: frozenset[str] | None,
         out_key: str | None,
+        pieces: list[Spans | Message] | None = None,
     ) -> None:
         key_bytes = out_key.encode("ascii") if out_key is not None else None
         left_out = None
-        if sink is not None and keep is not None:
+        relaying = sink is not None or pieces is not None
+        if relaying and keep is not None:
             if self.left_out is None:
                 self.left_out = {}
             left_out = self.left_out
@@ -100,11 +137,15 @@ class LineDecoder(PureLineDecoder):
         size = len(chunk)
         pos, number, now = 0, self.line_number, -1
         while True:
+            spans = bytearray() if pieces is not None else None
             pos, number, now, stopped, emitted = _scan(
-                chunk, pos, number, now, self.no_meta, counters, out, flags, self.clock, sink,
-                keep, key_bytes, left_out,
+                chunk, pos, number, now, self.no_meta, counters, out if spans is None else spans,
+                flags, self.clock, sink, keep, key_bytes, left_out,
             )  # fmt: skip
-            self.relayed += emitted if sink is not None else 0
+            self.relayed += emitted if relaying else 0
+            if spans:
+                assert pieces is not None
+                pieces.append(Spans(chunk, spans))
             if not stopped:
                 break
             # A line the C loop does not take: the general parser of line.py decides.
@@ -124,8 +165,12 @@ class LineDecoder(PureLineDecoder):
                 if out is not None and flags is not None:
                     out.append(message)
                     flags.append(broadcast)
-                elif sink is not None and (keep is None or broadcast or message.stream_key in keep):
-                    sink += encode_lines([message], out_key)
+                elif relaying and (keep is None or broadcast or message.stream_key in keep):
+                    if pieces is not None:
+                        pieces.append(message)
+                    else:
+                        assert sink is not None
+                        sink += encode_lines([message], out_key)
                     self.relayed += 1
                 elif left_out is not None:
                     key = message.stream_key

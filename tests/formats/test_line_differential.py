@@ -9,6 +9,7 @@ policy. The relay's transcoding path is checked against decode → route → enc
 
 from __future__ import annotations
 
+import struct
 from typing import Any
 
 import pytest
@@ -18,7 +19,8 @@ from hypothesis import strategies as st
 from streamkit.errors import DataError, LineFormatError
 from streamkit.formats import line as pure
 from streamkit.formats import line_compiled as compiled
-from streamkit.message import BROADCAST, MAX_U64, Message
+from streamkit.formats.spans import SPAN_SIZE, Spans
+from streamkit.message import BROADCAST, MAX_U64, Message, ReadTime
 
 NOW = 1_795_417_200_123
 
@@ -248,6 +250,82 @@ def test_transcoding_relay_writes_what_decode_route_encode_writes(
     assert relay_compiled(chunks, policy, keep, out_key) == relay_pure(
         chunks, policy, keep, out_key
     )
+
+
+def records_pure(
+    chunks: list[bytes], policy: str, keep: frozenset[str] | None
+) -> tuple[list[tuple[bytes, int]], Any, dict[str, int]]:
+    """What the batch loop gives a Kafka producer: (payload, time or -1 for a time filled in at
+    reading) of each message the consumer reads, until a line fails; and the key filter's
+    counts."""
+    decoder = pure.LineDecoder("in.log", clock=read_clock, on_invalid=policy, warn=lambda _: None)
+    out: list[tuple[bytes, int]] = []
+    left_out: dict[str, int] = {}
+    try:
+        for chunk in [*chunks, None]:
+            messages = decoder.feed(chunk) if chunk is not None else decoder.finish()
+            for message, broadcast in zip(messages, decoder.broadcast):
+                if keep is None or broadcast or message.stream_key in keep:
+                    read = type(message.timestamp) is ReadTime
+                    out.append((message.payload, -1 if read else message.timestamp))
+                else:
+                    left_out[message.stream_key] = left_out.get(message.stream_key, 0) + 1
+            if decoder.error is not None:
+                raise decoder.error
+    except DataError as error:
+        return out, (type(error), str(error)), left_out
+    return out, None, left_out
+
+
+def records_spans(
+    chunks: list[bytes], policy: str, keep: frozenset[str] | None
+) -> tuple[list[tuple[bytes, int]], Any, dict[str, int]]:
+    """The same from ``feed_spans``: Spans read back record by record, Messages as above."""
+    decoder = compiled.LineDecoder(
+        "in.log", clock=read_clock, on_invalid=policy, warn=lambda _: None
+    )
+    out: list[tuple[bytes, int]] = []
+
+    def take(pieces: list[Spans | Message]) -> None:
+        for piece in pieces:
+            if isinstance(piece, Message):
+                read = type(piece.timestamp) is ReadTime
+                out.append((piece.payload, -1 if read else piece.timestamp))
+                continue
+            for at in range(0, len(piece.spans), SPAN_SIZE):
+                start, size, ts = struct.unpack_from("qqq", piece.spans, at)
+                out.append((piece.chunk[start : start + size], ts))
+
+    try:
+        for chunk in chunks:
+            take(decoder.feed_spans(chunk, keep))
+            if decoder.error is not None:
+                raise decoder.error
+        take(decoder.finish_spans(keep))
+        if decoder.error is not None:
+            raise decoder.error
+    except DataError as error:
+        return out, (type(error), str(error)), decoder.left_out or {}
+    assert decoder.relayed == len(out)
+    return out, None, decoder.left_out or {}
+
+
+def read_clock() -> int:
+    return ReadTime(NOW)
+
+
+@settings(max_examples=500, deadline=None)
+@given(
+    st.lists(LINES, max_size=30),
+    st.lists(st.integers(0, 4000), max_size=3),
+    st.sampled_from(["fail", "skip", "raw"]),
+    st.sampled_from([None, frozenset({"tick"}), frozenset({"a", "k.1", "broadcast"})]),
+)
+def test_spans_give_the_producer_what_the_batch_loop_gives_it(
+    lines: list[bytes], cuts: list[int], policy: str, keep: frozenset[str] | None
+) -> None:
+    chunks = chunked(b"\n".join(lines) + b"\n", cuts)
+    assert records_spans(chunks, policy, keep) == records_pure(chunks, policy, keep)
 
 
 MESSAGES = st.builds(

@@ -28,6 +28,7 @@ from streamkit.backends.kafka.librdkafka import LibrdkafkaClient
 from streamkit.errors import BackendError, UsageError
 from streamkit.formats import codec
 from streamkit.formats.jsonl import loads
+from streamkit.formats.spans import Spans
 from streamkit.message import Message, ReadTime
 
 __all__ = ["KafkaProducer", "create_time", "json_field_key"]
@@ -201,6 +202,42 @@ class KafkaProducer(Producer):
             await self._produce_compiled(self._produce_messages, items)
         elif len(items) < 16 or not await self._produce_column_wise(items):
             await self._produce_each(items, 0, False)
+        self._serve_reports()
+
+    def takes_spans(self) -> bool:
+        """Whether ``send_pieces`` can take a relay's spans: this client, one topic for all, and
+        no key to compute from payloads."""
+        return (
+            self._collects_failures
+            and self.stream_key is not None
+            and self._partition_by in (None, "key")  # lines have no key: "key" changes nothing
+            and not self._closed
+        )
+
+    async def send_pieces(self, pieces: Sequence[Spans | Message]) -> None:
+        """A stdin → Kafka relay's batch (``LineDecoder.feed_spans``, when ``takes_spans()``):
+        each ``Spans`` goes from its chunk to librdkafka with no Message made, each Message
+        (a line the C loop left to the general parser) through ``send_many``, in order."""
+        topic = self.stream_key
+        assert topic is not None and self._collects_failures
+        for piece in pieces:
+            if type(piece) is Message:
+                await self.send_many([piece])
+                continue
+            assert isinstance(piece, Spans)
+            if topic not in self._known_topics:
+                await self.ensure_topic(topic)
+            start = 0
+            while True:
+                start, error = self._client.produce_spans(topic, piece.chunk, piece.spans, start)
+                if error is None:
+                    break
+                if not isinstance(error, BufferError):
+                    raise self._produce_error(topic, error)  # type: ignore[arg-type]
+                await asyncio.to_thread(self._client.poll, 0.05)  # wait for room
+        self._serve_reports()
+
+    def _serve_reports(self) -> None:
         now = time.monotonic()
         if now >= self._next_poll:
             # Serve delivery reports (failures only) every 20 ms, not every batch: a poll()

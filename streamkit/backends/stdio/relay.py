@@ -1,13 +1,47 @@
-"""The fast stdin → stdout relay: the compiled decoder transcodes chunks, no Message per line."""
+"""The fast stdin → stdout relay: the compiled decoder transcodes chunks, no Message per line.
+
+``direct_input`` and ``note_left_out`` serve the stdin → Kafka relay too (backends/kafka).
+"""
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from typing import Any
 
 from streamkit.backends.base import Consumer, Producer
 from streamkit.backends.stdio.reader import _FILTERED_KEYS_KEPT, StdioConsumer
 from streamkit.backends.stdio.writer import StdioProducer
 from streamkit.formats.codec import encode_lines
+
+
+def direct_input(consumer: Consumer, method: str) -> Any | None:
+    """The stdin hub's decoder, for a relay that reads stdin past the consumer (``method``: the
+    decoder's entry it will call, which only the compiled one has); None where the batch loop
+    must read: a consumer in a group, with ``--since``/``--until``, sharing stdin with another,
+    or with messages already taken."""
+    if not isinstance(consumer, StdioConsumer):
+        return None
+    hub = consumer.hub
+    options = consumer.options
+    if (
+        not hasattr(hub.decoder, method)
+        or consumer.group is not None
+        or options.since is not None
+        or options.until is not None
+        or hub.consumers != [consumer]
+        or consumer._pending
+        or hub.eof
+    ):
+        return None
+    return hub.decoder
+
+
+def note_left_out(consumer: StdioConsumer, decoder: Any) -> None:
+    """The key filter's count of a direct relay, for the CLI's note at exit."""
+    left_out: dict[str, int] | None = decoder.left_out
+    if left_out:
+        consumer.filtered += sum(left_out.values())
+        consumer.filtered_keys.update(sorted(left_out)[:_FILTERED_KEYS_KEPT])
 
 
 async def relay_lines(consumer: Consumer, producer: Producer) -> int | None:
@@ -20,44 +54,42 @@ async def relay_lines(consumer: Consumer, producer: Producer) -> int | None:
     only for one ungrouped consumer without ``--since``/``--until`` and line output; returns
     the number of messages written.
     """
-    if not isinstance(consumer, StdioConsumer) or not isinstance(producer, StdioProducer):
-        return None
-    hub = consumer.hub
-    decoder = hub.decoder
-    options = consumer.options
+    transcoder = direct_input(consumer, "feed_into")  # the compiled LineDecoder (line_compiled)
     if (
-        not hasattr(decoder, "feed_into")
+        transcoder is None
+        or not isinstance(producer, StdioProducer)
         or producer._encode is not encode_lines
         or producer.closed
-        or consumer.group is not None
-        or options.since is not None
-        or options.until is not None
-        or hub.consumers != [consumer]
-        or consumer._pending
-        or hub.eof
     ):
         return None
-    transcoder: Any = decoder  # the compiled LineDecoder (line_compiled), by feed_into
+    assert isinstance(consumer, StdioConsumer)
     keep = consumer.keys or None
-    out_key = producer.stream_key
-    writer = producer.writer
     sink = bytearray()
     try:
-        return await _transcode(hub, transcoder, sink, writer, keep, out_key)
+        return await _transcode(
+            consumer.hub, transcoder, sink, producer.writer, keep, producer.stream_key
+        )
     finally:
-        left_out: dict[str, int] | None = transcoder.left_out
-        if left_out:  # the key filter's count, for the CLI's note at exit
-            consumer.filtered += sum(left_out.values())
-            consumer.filtered_keys.update(sorted(left_out)[:_FILTERED_KEYS_KEPT])
+        note_left_out(consumer, transcoder)
+
+
+async def read_chunks(hub: Any) -> AsyncIterator[bytes]:
+    """stdin's chunks as read, then ``b""`` at its end; nothing new after ``stop()`` (as in
+    ``pump``). Marks the hub's input as ended when done."""
+    while not hub.stopped.is_set():
+        data = await hub._read()
+        if data is None:  # stopped while waiting
+            break
+        yield data
+        if not data:
+            break
+    hub.eof = True
 
 
 async def _transcode(
     hub: Any, transcoder: Any, sink: bytearray, writer: Any, keep: Any, out_key: str | None
 ) -> int:
-    while not hub.stopped.is_set():  # after stop() nothing new is read (as in pump)
-        data = await hub._read()
-        if data is None:
-            break
+    async for data in read_chunks(hub):
         try:
             if data:
                 transcoder.feed_into(data, sink, keep, out_key)
@@ -69,8 +101,5 @@ async def _transcode(
                 sink.clear()
         if transcoder.error is not None:
             raise transcoder.error
-        if not data:
-            break
-    hub.eof = True
     relayed: int = transcoder.relayed
     return relayed

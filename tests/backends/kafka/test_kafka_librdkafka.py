@@ -10,6 +10,7 @@ confluent-kafka's ``Producer``.
 from __future__ import annotations
 
 import logging
+import struct
 import threading
 import time
 from collections.abc import Iterator
@@ -304,3 +305,32 @@ def test_confluent_kafka_serves_where_this_client_cannot(monkeypatch: pytest.Mon
     assert direct_client({**config, "error_cb": print}) is None  # a callback only it takes
     monkeypatch.setattr(librdkafka, "ENABLED", False)
     assert direct_client(config) is None
+
+
+def test_spans_go_from_their_chunk_and_a_span_outside_it_is_refused(
+    kafka_broker: KafkaBroker, shared: tuple[LibrdkafkaClient, str]
+) -> None:
+    producer, _ = shared
+    topic = kafka_broker.topic()
+    kafka_broker.create_topic(topic)
+    chunk = b"first|second|third"
+    spans = bytearray(
+        struct.pack("qqq", 0, 5, 1_700_000_000_000)
+        + struct.pack("qqq", 6, 6, -1)
+        + struct.pack("qqq", 13, 5, 1_700_000_000_002)
+    )
+    before = now_ms()
+    assert producer.produce_spans(topic, chunk, spans, 1) == (3, None)  # from the second
+    assert producer.flush(10.0) == 0
+    got = read_back(kafka_broker.address, topic, 2)
+    assert [(r.value(), r.key(), r.headers()) for r in got] == [
+        (b"second", None, None),
+        (b"third", None, None),
+    ]
+    assert got[0].timestamp()[1] >= before - 1000  # -1: stamped by librdkafka
+    assert got[1].timestamp()[1] == 1_700_000_000_002
+    outside = bytearray(struct.pack("qqq", 15, 5, 0))
+    with pytest.raises(ValueError, match="outside the chunk"):
+        producer.produce_spans(topic, chunk, outside, 0)
+    with pytest.raises(ValueError, match="start out of range"):
+        producer.produce_spans(topic, chunk, spans, 4)
