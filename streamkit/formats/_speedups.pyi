@@ -15,7 +15,7 @@ def scan(
     now: int,
     no_meta: bool,
     counters: dict[tuple[str, int], int],
-    out: list[Message] | None,
+    out: list[Message] | bytearray | None,  # a bytearray: spans mode (SkSpan records)
     flags: list[bool] | None,
     clock: Callable[[], int],
     sink: bytearray | None,
@@ -93,6 +93,9 @@ class LibrdkafkaProducer:
     def produce(self, topic: str, value: Any, /, *args: Any) -> None: ...
     def produce_messages(
         self, topic: str, messages: list[Any] | tuple[Any, ...], start: int, same_topic: bool, /
+    ) -> tuple[int, BaseException | None]: ...
+    def produce_spans(
+        self, topic: str, chunk: bytes, spans: bytearray, start: int, /
     ) -> tuple[int, BaseException | None]: ...
     def poll(self, timeout: float, /) -> int: ...
     def flush(self, timeout: float, /) -> int: ...

@@ -233,7 +233,7 @@ class KafkaProducer(Producer):
                 if error is None:
                     break
                 if not isinstance(error, BufferError):
-                    raise self._produce_error(topic, error)  # type: ignore[arg-type]
+                    raise self._produce_error(topic, error)
                 await asyncio.to_thread(self._client.poll, 0.05)  # wait for room
         self._serve_reports()
 
