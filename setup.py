@@ -77,9 +77,9 @@ if os.environ.get("STREAMKIT_PURE_PYTHON") != "1":
             depends=["streamkit/formats/_speedups.h", "streamkit/formats/_speedups_librdkafka.h"],
             extra_compile_args=_FLAGS,
             extra_link_args=["-fsanitize=address,undefined"] if _SANITIZE else [],
-            # dlopen/dlsym (LibrdkafkaProducer finds the librdkafka confluent-kafka loaded):
-            # in libc itself since glibc 2.34, in libdl before.
-            libraries=["dl"],
+            # dlopen/dlsym (LibrdkafkaProducer finds the librdkafka confluent-kafka loaded, on
+            # Linux): in libc itself since glibc 2.34, in libdl before.
+            libraries=["dl"] if sys.platform.startswith("linux") else [],
             optional=True,
         )
     )

@@ -19,16 +19,20 @@
  */
 #include "_speedups_librdkafka.h" /* Python.h first: it defines _GNU_SOURCE (dl_iterate_phdr) */
 
+#include <stdio.h>
+#if defined(__linux__)
 #include <dlfcn.h>
 #include <link.h>
-#include <stdio.h>
+#define SK_FIND_LOADED 1 /* elsewhere the producer stays on confluent-kafka's client */
+#endif
 
 struct sk_rdk_api sk_rdk;
 
 static int rdk_state = 0; /* 0: not looked for yet, 1: loaded, -1: not usable (rdk_why) */
-static char rdk_why[300];
+static char rdk_why[1200]; /* room for the path and a reason */
 static char rdk_path[1024];
 
+#ifdef SK_FIND_LOADED
 static int
 find_librdkafka(struct dl_phdr_info *info, size_t size, void *data)
 {
@@ -45,9 +49,17 @@ find_librdkafka(struct dl_phdr_info *info, size_t size, void *data)
     return 1;
 }
 
+#endif
+
 int
 sk_rdk_load(void)
 {
+#ifndef SK_FIND_LOADED
+    if (rdk_state == 0) {
+        rdk_state = -1;
+        snprintf(rdk_why, sizeof rdk_why, "finding the loaded librdkafka is done on Linux only");
+    }
+#else
     if (rdk_state == 0) {
         rdk_state = -1;
         void *lib = NULL;
@@ -99,6 +111,7 @@ sk_rdk_load(void)
                 rdk_state = 1; /* the handle stays open for the life of the process */
         }
     }
+#endif
     if (rdk_state < 0) {
         PyErr_SetString(PyExc_ImportError, rdk_why);
         return 0;

@@ -8,9 +8,7 @@
 #define STREAMKIT_SPEEDUPS_LIBRDKAFKA_H
 
 #include "_speedups.h"
-
-#include <pthread.h>
-#include <sys/types.h>
+#include <pythread.h>
 
 #if defined(__GNUC__)
 #pragma GCC visibility push(hidden)
@@ -108,7 +106,8 @@ struct sk_rdk_api {
     const char *(*err2str)(int);
     rd_kafka_headers_t *(*headers_new)(size_t);
     void (*headers_destroy)(rd_kafka_headers_t *);
-    int (*header_add)(rd_kafka_headers_t *, const char *, ssize_t, const void *, ssize_t);
+    /* ssize_t in rdkafka.h: Py_ssize_t is that type where the loader works (Linux) */
+    int (*header_add)(rd_kafka_headers_t *, const char *, Py_ssize_t, const void *, Py_ssize_t);
     int (*metadata)(rd_kafka_t *, int, rd_kafka_topic_t *, const rdk_metadata **, int);
     void (*metadata_destroy)(const rdk_metadata *);
 };
@@ -131,7 +130,7 @@ typedef struct {
     PyObject *log;        /* called as log(level, "%s [%s] %s", facility, client, text), or None */
     PyObject *make_error; /* make_error(code, text) -> the exception a refused record raises */
     /* Failed deliveries, written by dr_msg_cb (no GIL), read and reset by failures(). */
-    pthread_mutex_t lock;
+    PyThread_type_lock lock; /* Python's portable lock: taken without the GIL too */
     long long failed;
     int kept;
     char failures[KEPT_FAILURES][FAILURE_TEXT];

@@ -19,14 +19,14 @@ on_delivery(rd_kafka_t *rk, const rdk_message *m, void *opaque)
     if (m->err == 0) /* delivery.report.only.error: never, but cheap to be sure */
         return;
     const char *topic = m->rkt != NULL ? sk_rdk.topic_name(m->rkt) : "?";
-    pthread_mutex_lock(&self->lock);
+    PyThread_acquire_lock(self->lock, WAIT_LOCK);
     self->failed++;
     if (m->err == RDK_ERR_UNKNOWN_TOPIC || m->err == RDK_ERR_UNKNOWN_TOPIC_OR_PART)
         snprintf(self->unknown_topic, sizeof self->unknown_topic, "%s", topic);
     if (self->kept < KEPT_FAILURES)
         snprintf(self->failures[self->kept++], FAILURE_TEXT, "topic '%s' partition %d: %s", topic,
                  (int)m->partition, sk_rdk.err2str(m->err));
-    pthread_mutex_unlock(&self->lock);
+    PyThread_release_lock(self->lock);
 }
 
 /* syslog level → logging level, as confluent-kafka maps them */
@@ -120,8 +120,10 @@ producer_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
     (void)args;
     (void)kwargs;
     SkProducer *self = (SkProducer *)type->tp_alloc(type, 0);
-    if (self != NULL)
-        pthread_mutex_init(&self->lock, NULL);
+    if (self != NULL && (self->lock = PyThread_allocate_lock()) == NULL) {
+        Py_DECREF(self);
+        return PyErr_NoMemory();
+    }
     return (PyObject *)self;
 }
 
@@ -152,7 +154,8 @@ producer_dealloc(SkProducer *self)
     Py_XDECREF(self->topics);
     Py_XDECREF(self->log);
     Py_XDECREF(self->make_error);
-    pthread_mutex_destroy(&self->lock);
+    if (self->lock != NULL)
+        PyThread_free_lock(self->lock);
     Py_TYPE(self)->tp_free((PyObject *)self);
 }
 
@@ -250,7 +253,7 @@ static PyObject *
 producer_failures(SkProducer *self, PyObject *unused)
 {
     (void)unused;
-    pthread_mutex_lock(&self->lock);
+    PyThread_acquire_lock(self->lock, WAIT_LOCK);
     long long failed = self->failed;
     int kept = self->kept;
     char texts[KEPT_FAILURES][FAILURE_TEXT], unknown[sizeof self->unknown_topic];
@@ -259,7 +262,7 @@ producer_failures(SkProducer *self, PyObject *unused)
     self->failed = 0;
     self->kept = 0;
     self->unknown_topic[0] = '\0';
-    pthread_mutex_unlock(&self->lock);
+    PyThread_release_lock(self->lock);
     PyObject *list = PyList_New(kept);
     if (list == NULL)
         return NULL;
