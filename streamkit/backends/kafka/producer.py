@@ -4,6 +4,10 @@ Only failed deliveries come back (``delivery.report.only.error``); ``flush()`` w
 librdkafka holds nothing undelivered and raises if any delivery failed, so a lost message is an
 error the caller sees, never a log line. While a broker is down librdkafka keeps the messages
 and retries (up to ``message.timeout.ms``), which is what lets a relay ride out a restart.
+
+The client is ``LibrdkafkaClient`` (librdkafka's C API, failures collected in C and read back by
+``_raise_failures``) with the C codec, else confluent-kafka's ``Producer`` (failures through
+``on_delivery``); see ``librdkafka``.
 """
 
 from __future__ import annotations

@@ -2,8 +2,9 @@
 
 Stream key = topic, shard = partition, seq = offset, timestamp = the record's timestamp (ms);
 ``Message.key``/``headers`` are the record's key and headers, so Kafka-to-Kafka copies keep them.
-The pieces: ``config`` (settings, ``-X``), ``producer``, ``consumer`` and
-``positions`` (ends, seek by time). This module connects and hands out the clients.
+The pieces: ``config`` (settings, ``-X``), ``producer`` (on ``librdkafka``'s client where it
+can be), ``consumer`` and ``positions`` (ends, seek by time). This module connects and hands
+out the clients.
 """
 
 from __future__ import annotations
