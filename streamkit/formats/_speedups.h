@@ -54,6 +54,39 @@ PyObject *sk_new_message_at(PyObject *key, uint64_t shard, uint64_t seq, PyObjec
 /* Every entry point's first check (the Message type known; with_crc: the CRC table built). */
 int sk_configured(int with_crc);
 
+/* The Kafka produce loops' (_speedups_kafka_produce.c, _speedups_librdkafka_produce.c) shared
+ * arguments: `start` (>= 0) and the `same_topic` flag; 0 with an error set. */
+static inline int
+sk_loop_arguments(const char *name, PyObject *start_o, PyObject *same_o, Py_ssize_t *start,
+                  int *same_topic)
+{
+    *start = PyLong_AsSsize_t(start_o);
+    if (*start == -1 && PyErr_Occurred())
+        return 0;
+    if (*start < 0) {
+        PyErr_Format(PyExc_ValueError, "%s: start < 0", name);
+        return 0;
+    }
+    *same_topic = PyObject_IsTrue(same_o);
+    return *same_topic >= 0;
+}
+
+/* Whether Message `m` is for stream `topic` (a str): 1, 0 (another stream key, or none to
+ * compare), or -1 with an error set. */
+static inline int
+sk_for_topic(PyObject *m, PyObject *topic)
+{
+    PyObject *stream = get_slot(m, sk_off_stream_key);
+    if (stream == NULL || !PyUnicode_Check(stream))
+        return 0;
+    if (stream == topic)
+        return 1;
+    int order = PyUnicode_Compare(stream, topic);
+    if (order == -1 && PyErr_Occurred())
+        return -1;
+    return order == 0;
+}
+
 /* ---------------------------------------------------------------- text helpers
  * (_speedups_text.c) */
 

@@ -76,15 +76,9 @@ sk_kafka_produce(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
     if (!sk_configured(0))
         return NULL;
     PyObject *produce = args[0], *topic = args[1], *seq = args[2];
-    Py_ssize_t i = PyLong_AsSsize_t(args[3]);
-    if (i == -1 && PyErr_Occurred())
-        return NULL;
-    if (i < 0) {
-        PyErr_SetString(PyExc_ValueError, "kafka_produce: start < 0");
-        return NULL;
-    }
-    int same_topic = PyObject_IsTrue(args[4]);
-    if (same_topic < 0)
+    Py_ssize_t i;
+    int same_topic;
+    if (!sk_loop_arguments("kafka_produce", args[3], args[4], &i, &same_topic))
         return NULL;
     PyObject *minus_one = PyLong_FromLong(-1);
     if (minus_one == NULL)
@@ -106,17 +100,11 @@ sk_kafka_produce(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
         if (value == NULL || key == NULL || ts == NULL || headers == NULL)
             break; /* the Python path raises the AttributeError */
         if (same_topic) {
-            PyObject *stream = get_slot(m, sk_off_stream_key);
-            if (stream == NULL || !PyUnicode_Check(stream))
+            int ours = sk_for_topic(m, topic);
+            if (ours < 0)
+                goto fail;
+            if (!ours)
                 break;
-            if (stream != topic) {
-                int equal = PyUnicode_Compare(stream, topic) == 0;
-                if (!equal) {
-                    if (PyErr_Occurred())
-                        goto fail;
-                    break;
-                }
-            }
         }
         int read_time = Py_IS_TYPE(ts, sk_read_time_type);
         if (read_time && key == Py_None && PyTuple_CheckExact(headers) &&

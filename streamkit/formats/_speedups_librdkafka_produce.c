@@ -92,6 +92,14 @@ refusal(SkProducer *self, int err)
     return sk_producer_error(self, err);
 }
 
+/* A loop's answer when librdkafka refused its `index`th record: (index, the exception). */
+static PyObject *
+stopped_at(SkProducer *self, Py_ssize_t index, int err)
+{
+    PyObject *error = refusal(self, err);
+    return error != NULL ? Py_BuildValue("(nN)", index, error) : NULL;
+}
+
 /* produce(topic, value, key=None, partition=-1, on_delivery=None, callback=None, timestamp=0,
  * headers=None): confluent-kafka's positional signature, minus per-message callbacks (failures
  * come back through failures()). */
@@ -174,20 +182,13 @@ sk_producer_produce_messages(SkProducer *self, PyObject *const *args, Py_ssize_t
     if (!sk_configured(0) || !sk_producer_open(self))
         return NULL;
     PyObject *topic = args[0], *seq = args[1];
-    Py_ssize_t i = PyLong_AsSsize_t(args[2]);
-    if (i == -1 && PyErr_Occurred())
-        return NULL;
-    if (i < 0) {
-        PyErr_SetString(PyExc_ValueError, "produce_messages: start < 0");
-        return NULL;
-    }
-    int same_topic = PyObject_IsTrue(args[3]);
-    if (same_topic < 0)
+    Py_ssize_t i;
+    int same_topic;
+    if (!sk_loop_arguments("produce_messages", args[2], args[3], &i, &same_topic))
         return NULL;
     rd_kafka_topic_t *rkt = sk_topic_handle(self, topic);
     if (rkt == NULL)
         return NULL;
-    PyObject *error = NULL;
     Py_ssize_t n = PySequence_Fast_GET_SIZE(seq); /* nothing here runs Python code */
     PyObject **items = PySequence_Fast_ITEMS(seq);
     for (; i < n; i++) {
@@ -200,17 +201,11 @@ sk_producer_produce_messages(SkProducer *self, PyObject *const *args, Py_ssize_t
             !PyBytes_CheckExact(value_o) || !PyLong_Check(ts_o))
             break;
         if (same_topic) {
-            PyObject *stream = get_slot(m, sk_off_stream_key);
-            if (stream == NULL || !PyUnicode_Check(stream))
+            int ours = sk_for_topic(m, topic);
+            if (ours < 0)
+                return NULL;
+            if (!ours)
                 break;
-            if (stream != topic) {
-                int equal = PyUnicode_Compare(stream, topic) == 0;
-                if (!equal) {
-                    if (PyErr_Occurred())
-                        return NULL;
-                    break;
-                }
-            }
         }
         const char *key = NULL;
         Py_ssize_t key_len = 0;
@@ -237,14 +232,10 @@ sk_producer_produce_messages(SkProducer *self, PyObject *const *args, Py_ssize_t
         }
         int err = produce_record(self, rkt, PyBytes_AS_STRING(value_o), PyBytes_GET_SIZE(value_o),
                                  key, key_len, RDK_PARTITION_UA, timestamp, headers);
-        if (err != 0) {
-            error = refusal(self, err);
-            if (error == NULL)
-                return NULL;
-            break;
-        }
+        if (err != 0)
+            return stopped_at(self, i, err);
     }
-    return Py_BuildValue("(nN)", i, error != NULL ? error : Py_NewRef(Py_None));
+    return Py_BuildValue("(nO)", i, Py_None);
 }
 
 
@@ -280,7 +271,6 @@ sk_producer_produce_spans(SkProducer *self, PyObject *const *args, Py_ssize_t na
     rd_kafka_topic_t *rkt = sk_topic_handle(self, args[0]);
     if (rkt == NULL)
         return NULL;
-    PyObject *error = NULL;
     for (; i < n; i++) {
         SkSpan span;
         memcpy(&span, raw + i * (Py_ssize_t)sizeof span, sizeof span);
@@ -290,12 +280,8 @@ sk_producer_produce_spans(SkProducer *self, PyObject *const *args, Py_ssize_t na
         }
         int err = produce_record(self, rkt, chunk + span.start, span.len, NULL, 0,
                                  RDK_PARTITION_UA, span.ts < 0 ? 0 : span.ts, NULL);
-        if (err != 0) {
-            error = refusal(self, err);
-            if (error == NULL)
-                return NULL;
-            break;
-        }
+        if (err != 0)
+            return stopped_at(self, i, err);
     }
-    return Py_BuildValue("(nN)", i, error != NULL ? error : Py_NewRef(Py_None));
+    return Py_BuildValue("(nO)", i, Py_None);
 }

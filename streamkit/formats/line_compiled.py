@@ -55,26 +55,17 @@ class LineDecoder(PureLineDecoder):
         DataError, like ``encode_lines``, for a message the line format cannot carry; what was
         appended to ``sink`` before it is output that must still be written.
         """
-        if self.error is not None:
-            raise self.error
-        if self._partial:
-            data = self._partial + data
-        cut = data.rfind(b"\n")
-        if cut < 0:
-            self._partial = data
-            return
-        self._partial = data[cut + 1 :]
-        self._transcode(data[:cut], sink, keep, out_key)
+        lines = self._complete_lines(data)
+        if lines is not None:
+            self._transcode(lines, sink, keep, out_key)
 
     def finish_into(
         self, sink: bytearray, keep: frozenset[str] | None, out_key: str | None
     ) -> None:
         """End of input for ``feed_into``: a last line without ``\\n``."""
-        if self.error is not None:
-            raise self.error
-        data, self._partial = self._partial, b""
-        if data:
-            self._transcode(data, sink, keep, out_key)
+        rest = self._last_line()
+        if rest:
+            self._transcode(rest, sink, keep, out_key)
 
     def feed_spans(self, data: bytes, keep: frozenset[str] | None) -> list[Spans | Message]:
         """Like ``feed``, but the messages come as ``Spans`` of their chunk, in order with the
@@ -82,23 +73,13 @@ class LineDecoder(PureLineDecoder):
         ``feed_into``. A line that fails (``--on-invalid fail``) sets ``error`` and ends the
         list: what it holds came before that line and must still be sent.
         """
-        if self.error is not None:
-            raise self.error
-        if self._partial:
-            data = self._partial + data
-        cut = data.rfind(b"\n")
-        if cut < 0:
-            self._partial = data
-            return []
-        self._partial = data[cut + 1 :]
-        return self._spans(data[:cut], keep)
+        lines = self._complete_lines(data)
+        return self._spans(lines, keep) if lines is not None else []
 
     def finish_spans(self, keep: frozenset[str] | None) -> list[Spans | Message]:
         """End of input for ``feed_spans``: a last line without ``\\n``."""
-        if self.error is not None:
-            raise self.error
-        data, self._partial = self._partial, b""
-        return self._spans(data, keep) if data else []
+        rest = self._last_line()
+        return self._spans(rest, keep) if rest else []
 
     def _spans(self, chunk: bytes, keep: frozenset[str] | None) -> list[Spans | Message]:
         pieces: list[Spans | Message] = []

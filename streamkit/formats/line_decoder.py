@@ -165,6 +165,17 @@ class LineBuffer:
         Under ``on_invalid="fail"`` an invalid line ends decoding: the messages before it are
         returned, ``self.error`` is set, and every later call raises it.
         """
+        lines = self._complete_lines(data)
+        return self._decode(lines) if lines is not None else []
+
+    def finish(self) -> list[Message]:
+        """End of input: decode a last line that had no ``\\n``."""
+        rest = self._last_line()
+        return self._decode(rest) if rest else []
+
+    def _complete_lines(self, data: bytes) -> bytes | None:
+        """The complete lines buffered with ``data`` (without the last ``\\n``), the partial
+        last line kept for later; None when there is none yet. Raises a failed line's error."""
         if self.error is not None:
             raise self.error
         if self._partial:
@@ -172,16 +183,16 @@ class LineBuffer:
         cut = data.rfind(b"\n")
         if cut < 0:
             self._partial = data
-            return []
+            return None
         self._partial = data[cut + 1 :]
-        return self._decode(data[:cut])
+        return data[:cut]
 
-    def finish(self) -> list[Message]:
-        """End of input: decode a last line that had no ``\\n``."""
+    def _last_line(self) -> bytes:
+        """At the end of input: the line that had no ``\\n`` (maybe empty)."""
         if self.error is not None:
             raise self.error
         data, self._partial = self._partial, b""
-        return self._decode(data) if data else []
+        return data
 
     def _decode(self, chunk: bytes) -> list[Message]:
         raise NotImplementedError

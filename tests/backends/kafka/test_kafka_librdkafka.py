@@ -89,12 +89,19 @@ def enabled(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 @pytest.fixture(scope="module")
-def shared(kafka_broker: KafkaBroker) -> Iterator[tuple[LibrdkafkaClient, str]]:
-    topic = kafka_broker.topic()
-    kafka_broker.create_topic(topic)
+def shared(kafka_broker: KafkaBroker) -> Iterator[LibrdkafkaClient]:
+    """One client for the tests that need a working one."""
     producer = client(kafka_broker.address)
-    yield producer, topic
+    yield producer
     producer.close()
+
+
+@pytest.fixture
+def topic(kafka_broker: KafkaBroker) -> str:
+    """A new topic of one partition."""
+    name = kafka_broker.topic()
+    kafka_broker.create_topic(name)
+    return name
 
 
 @settings(
@@ -103,13 +110,13 @@ def shared(kafka_broker: KafkaBroker) -> Iterator[tuple[LibrdkafkaClient, str]]:
 @given(messages_, st.integers(0, 30), st.booleans())
 def test_every_record_of_a_batch_arrives_as_sent(
     kafka_broker: KafkaBroker,
-    shared: tuple[LibrdkafkaClient, str],
+    shared: LibrdkafkaClient,
     items: list[Message],
     start: int,
     same: bool,
 ) -> None:
-    producer, _ = shared
-    topic = kafka_broker.topic()
+    producer = shared
+    topic = kafka_broker.topic()  # one per example
     kafka_broker.create_topic(topic)
     items = [Message(topic if m.stream_key == "t" else m.stream_key, 0, 0, m.timestamp,
                      m.payload, m.key, m.headers) for m in items]  # fmt: skip
@@ -137,9 +144,9 @@ def test_every_record_of_a_batch_arrives_as_sent(
 
 
 def test_the_loop_leaves_what_it_does_not_take_to_python(
-    shared: tuple[LibrdkafkaClient, str],
+    shared: LibrdkafkaClient, topic: str
 ) -> None:
-    producer, topic = shared
+    producer = shared
     good = Message(topic, 0, 0, 1, b"x")
     odd = [
         "not a message",
@@ -157,11 +164,9 @@ def test_the_loop_leaves_what_it_does_not_take_to_python(
 
 
 def test_produce_takes_confluent_kafkas_positional_call(
-    kafka_broker: KafkaBroker, shared: tuple[LibrdkafkaClient, str]
+    kafka_broker: KafkaBroker, shared: LibrdkafkaClient, topic: str
 ) -> None:
-    producer, _ = shared
-    topic = kafka_broker.topic()
-    kafka_broker.create_topic(topic)
+    producer = shared
     producer.produce(topic, b"two arguments")
     producer.produce(topic, "text", "key", -1, None, None, 1_700_000_000_000, [("h", "v")])
     producer.produce(topic, None, b"k", 0, None, None, 0, [("n", None)])
@@ -265,8 +270,8 @@ def test_metadata_names_the_partitions_and_a_request_that_fails_raises() -> None
         producer.close()
 
 
-def test_list_topics_has_confluent_kafkas_shape(shared: tuple[LibrdkafkaClient, str]) -> None:
-    producer, topic = shared
+def test_list_topics_has_confluent_kafkas_shape(shared: LibrdkafkaClient, topic: str) -> None:
+    producer = shared
     listing = producer.list_topics(topic, 5.0)
     assert listing.topics[topic].error is None
     assert sorted(listing.topics[topic].partitions) == [0]
@@ -308,11 +313,9 @@ def test_confluent_kafka_serves_where_this_client_cannot(monkeypatch: pytest.Mon
 
 
 def test_spans_go_from_their_chunk_and_a_span_outside_it_is_refused(
-    kafka_broker: KafkaBroker, shared: tuple[LibrdkafkaClient, str]
+    kafka_broker: KafkaBroker, shared: LibrdkafkaClient, topic: str
 ) -> None:
-    producer, _ = shared
-    topic = kafka_broker.topic()
-    kafka_broker.create_topic(topic)
+    producer = shared
     chunk = b"first|second|third"
     spans = bytearray(
         struct.pack("qqq", 0, 5, 1_700_000_000_000)
