@@ -1,6 +1,8 @@
 /* Messages → confluent-kafka's Producer.produce() in C: the column-wise loop of
  * backends/kafka/producer.py (_produce_column_wise, the pure reference) without an attribute
  * getter per field, a pass over the headers or zip() between the messages and the calls.
+ * Producers run on LibrdkafkaProducer (_speedups_librdkafka*.c) where they can; this loop serves
+ * confluent-kafka's Producer where they cannot (backends/kafka/librdkafka.py says when).
  */
 #include "_speedups.h"
 
@@ -52,7 +54,8 @@ take_exception(void)
  * or a tuple), headers None when a Message has none, else a list of its pairs (what the Python
  * path passes). A timestamp streamkit filled in (a ReadTime) is left to the client to stamp:
  * timestamp 0, and for a Message with no key and no headers (every line read from stdio) the
- * short call produce(topic, payload), which parses two arguments instead of eight. Stops at the first item it leaves to the caller's Python loop: not exactly a
+ * short call produce(topic, payload), which parses two arguments instead of eight. Stops at
+ * the first item it leaves to the caller's Python loop: not exactly a
  * Message, a slot not set, or (with `same_topic`) a Message whose stream key is not `topic`;
  * `index` is then that item's, else len(messages). When produce() raises, the exception is not
  * raised but returned as `error`, with `index` the refused message's: the caller decides between
