@@ -131,6 +131,9 @@ typedef struct {
     PyObject *make_error; /* make_error(code, text) -> the exception a refused record raises */
     /* Failed deliveries, written by dr_msg_cb (no GIL), read and reset by failures(). */
     PyThread_type_lock lock; /* Python's portable lock: taken without the GIL too */
+    /* Held by whatever runs librdkafka without the GIL (poll, flush, metadata, destroy), so
+     * that close() in one thread never destroys the client under a poll() in another. */
+    PyThread_type_lock busy;
     long long failed;
     int kept;
     char failures[KEPT_FAILURES][FAILURE_TEXT];

@@ -120,31 +120,41 @@ producer_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
     (void)args;
     (void)kwargs;
     SkProducer *self = (SkProducer *)type->tp_alloc(type, 0);
-    if (self != NULL && (self->lock = PyThread_allocate_lock()) == NULL) {
+    if (self != NULL && ((self->lock = PyThread_allocate_lock()) == NULL ||
+                         (self->busy = PyThread_allocate_lock()) == NULL)) {
         Py_DECREF(self);
         return PyErr_NoMemory();
     }
     return (PyObject *)self;
 }
 
-/* Destroys the topic handles, then the client (which waits for its threads: without the GIL). */
+/* Destroys the topic handles, then the client (which waits for its threads), without the GIL
+ * and under `busy`, so never under a poll, flush or metadata request running in another
+ * thread; calls after this one find `rk` NULL. */
 static void
 producer_destroy(SkProducer *self)
 {
-    if (self->topics != NULL) {
+    rd_kafka_t *rk = self->rk;
+    if (rk == NULL)
+        return;
+    self->rk = NULL;
+    Py_ssize_t count = self->topics != NULL ? PyDict_GET_SIZE(self->topics) : 0, n = 0;
+    rd_kafka_topic_t **handles = PyMem_Calloc((size_t)count + 1, sizeof *handles);
+    if (count > 0) {
         PyObject *name, *handle;
         Py_ssize_t pos = 0;
-        while (PyDict_Next(self->topics, &pos, &name, &handle))
-            sk_rdk.topic_destroy(PyLong_AsVoidPtr(handle));
+        while (handles != NULL && PyDict_Next(self->topics, &pos, &name, &handle))
+            handles[n++] = PyLong_AsVoidPtr(handle);
         PyDict_Clear(self->topics);
     }
-    rd_kafka_t *rk = self->rk;
-    self->rk = NULL;
-    if (rk != NULL) {
-        Py_BEGIN_ALLOW_THREADS
-        sk_rdk.destroy(rk);
-        Py_END_ALLOW_THREADS
-    }
+    Py_BEGIN_ALLOW_THREADS
+    PyThread_acquire_lock(self->busy, WAIT_LOCK);
+    for (Py_ssize_t i = 0; i < n; i++)
+        sk_rdk.topic_destroy(handles[i]);
+    sk_rdk.destroy(rk); /* without memory for the list, the handles are left to it */
+    PyThread_release_lock(self->busy);
+    Py_END_ALLOW_THREADS
+    PyMem_Free(handles);
 }
 
 static void
@@ -156,6 +166,8 @@ producer_dealloc(SkProducer *self)
     Py_XDECREF(self->make_error);
     if (self->lock != NULL)
         PyThread_free_lock(self->lock);
+    if (self->busy != NULL)
+        PyThread_free_lock(self->busy);
     Py_TYPE(self)->tp_free((PyObject *)self);
 }
 
@@ -224,11 +236,18 @@ producer_poll(SkProducer *self, PyObject *arg)
     int ms, served;
     if (!timeout_ms(arg, &ms) || !sk_producer_open(self))
         return NULL;
-    if (ms == 0)
-        served = sk_rdk.poll(self->rk, 0);
+    if (ms == 0) { /* with the GIL; skipped while another thread runs the client */
+        served = 0;
+        if (PyThread_acquire_lock(self->busy, NOWAIT_LOCK)) {
+            served = sk_rdk.poll(self->rk, 0);
+            PyThread_release_lock(self->busy);
+        }
+    }
     else {
         Py_BEGIN_ALLOW_THREADS
-        served = sk_rdk.poll(self->rk, ms);
+        PyThread_acquire_lock(self->busy, WAIT_LOCK);
+        served = self->rk != NULL ? sk_rdk.poll(self->rk, ms) : 0;
+        PyThread_release_lock(self->busy);
         Py_END_ALLOW_THREADS
     }
     return PyLong_FromLong(served);
@@ -242,8 +261,13 @@ producer_flush(SkProducer *self, PyObject *arg)
     if (!timeout_ms(arg, &ms) || !sk_producer_open(self))
         return NULL;
     Py_BEGIN_ALLOW_THREADS
-    sk_rdk.flush(self->rk, ms);
-    left = sk_rdk.outq_len(self->rk);
+    PyThread_acquire_lock(self->busy, WAIT_LOCK);
+    left = 0;
+    if (self->rk != NULL) {
+        sk_rdk.flush(self->rk, ms);
+        left = sk_rdk.outq_len(self->rk);
+    }
+    PyThread_release_lock(self->busy);
     Py_END_ALLOW_THREADS
     return PyLong_FromLong(left);
 }
@@ -298,7 +322,10 @@ producer_topic_partitions(SkProducer *self, PyObject *const *args, Py_ssize_t na
     const rdk_metadata *metadata = NULL;
     int err;
     Py_BEGIN_ALLOW_THREADS
-    err = sk_rdk.metadata(self->rk, 0, rkt, &metadata, ms);
+    PyThread_acquire_lock(self->busy, WAIT_LOCK);
+    /* -172 (__DESTROY): closed meanwhile (its topic handles went with it) */
+    err = self->rk != NULL ? sk_rdk.metadata(self->rk, 0, rkt, &metadata, ms) : -172;
+    PyThread_release_lock(self->busy);
     Py_END_ALLOW_THREADS
     if (err != 0) {
         PyObject *error = sk_producer_error(self, err);

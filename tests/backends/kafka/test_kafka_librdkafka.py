@@ -337,3 +337,28 @@ def test_spans_go_from_their_chunk_and_a_span_outside_it_is_refused(
         producer.produce_spans(topic, chunk, outside, 0)
     with pytest.raises(ValueError, match="start out of range"):
         producer.produce_spans(topic, chunk, spans, 4)
+
+
+def _poll_until_closed(producer: LibrdkafkaClient, outcomes: list[object]) -> None:
+    try:
+        while True:
+            producer.poll(0.02)
+    except RuntimeError as error:  # closed
+        outcomes.append(error)
+
+
+def test_close_waits_for_a_poll_running_in_another_thread(kafka_broker: KafkaBroker) -> None:
+    # close() from one thread while another polls without the GIL (a relay stopped while it
+    # waited for room in the queue): the client is destroyed after that poll, not under it.
+    for _ in range(20):
+        producer = client(kafka_broker.address)
+        producer.produce("t", b"x")
+        outcomes: list[object] = []
+
+        poller = threading.Thread(target=_poll_until_closed, args=(producer, outcomes))
+        poller.start()
+        time.sleep(0.01)
+        producer.close()
+        poller.join(5)
+        assert not poller.is_alive()
+        assert len(outcomes) == 1 and "closed" in str(outcomes[0])
