@@ -54,6 +54,18 @@ PyObject *sk_new_message_at(PyObject *key, uint64_t shard, uint64_t seq, PyObjec
 /* Every entry point's first check (the Message type known; with_crc: the CRC table built). */
 int sk_configured(int with_crc);
 
+/* Raises the exception object `error` (a new reference, taken over; NULL: already failed with
+ * an error set). Always NULL, to return. */
+static inline PyObject *
+sk_raise(PyObject *error)
+{
+    if (error != NULL) {
+        PyErr_SetObject((PyObject *)Py_TYPE(error), error);
+        Py_DECREF(error);
+    }
+    return NULL;
+}
+
 /* The Kafka produce loops' (_speedups_kafka_produce.c, _speedups_librdkafka_produce.c) shared
  * arguments: `start` (>= 0) and the `same_topic` flag; 0 with an error set. */
 static inline int

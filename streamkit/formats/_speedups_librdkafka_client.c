@@ -202,13 +202,7 @@ sk_topic_handle(SkProducer *self, PyObject *topic)
         return NULL;
     rd_kafka_topic_t *rkt = sk_rdk.topic_new(self->rk, name, NULL);
     if (rkt == NULL) {
-        int err = sk_rdk.last_error();
-        PyObject *error = sk_producer_error(self, err);
-        if (error != NULL) {
-            PyErr_SetObject((PyObject *)Py_TYPE(error), error);
-            Py_DECREF(error);
-        }
-        return NULL;
+        return sk_raise(sk_producer_error(self, sk_rdk.last_error()));
     }
     PyObject *handle = PyLong_FromVoidPtr(rkt);
     if (handle == NULL || PyDict_SetItem(self->topics, topic, handle) < 0) {
@@ -327,14 +321,8 @@ producer_topic_partitions(SkProducer *self, PyObject *const *args, Py_ssize_t na
     err = self->rk != NULL ? sk_rdk.metadata(self->rk, 0, rkt, &metadata, ms) : -172;
     PyThread_release_lock(self->busy);
     Py_END_ALLOW_THREADS
-    if (err != 0) {
-        PyObject *error = sk_producer_error(self, err);
-        if (error != NULL) {
-            PyErr_SetObject((PyObject *)Py_TYPE(error), error);
-            Py_DECREF(error);
-        }
-        return NULL;
-    }
+    if (err != 0)
+        return sk_raise(sk_producer_error(self, err));
     const char *name = PyUnicode_AsUTF8(args[0]);
     PyObject *result = NULL, *ids = PyList_New(0);
     int topic_err = RDK_ERR_UNKNOWN_TOPIC_OR_PART;

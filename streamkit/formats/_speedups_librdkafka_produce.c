@@ -4,12 +4,12 @@
  */
 #include "_speedups_librdkafka.h"
 
-
-/* A value or key: bytes, str (as UTF-8) or None (no value); 0 for any other type. */
+/* A value or key: bytes, str (as UTF-8) or None (no value); 0 for any other type, -1 with an
+ * error set. */
 static inline int
 bytes_of(PyObject *obj, const char **data, Py_ssize_t *len)
 {
-    if (PyBytes_CheckExact(obj)) {
+    if (PyBytes_Check(obj)) {
         *data = PyBytes_AS_STRING(obj);
         *len = PyBytes_GET_SIZE(obj);
         return 1;
@@ -17,11 +17,6 @@ bytes_of(PyObject *obj, const char **data, Py_ssize_t *len)
     if (obj == Py_None) {
         *data = NULL;
         *len = 0;
-        return 1;
-    }
-    if (PyBytes_Check(obj)) {
-        *data = PyBytes_AS_STRING(obj);
-        *len = PyBytes_GET_SIZE(obj);
         return 1;
     }
     if (PyUnicode_Check(obj)) {
@@ -149,14 +144,8 @@ sk_producer_produce(SkProducer *self, PyObject *const *args, Py_ssize_t nargs)
     }
     int err = produce_record(self, rkt, value, value_len, key, key_len, (int32_t)partition,
                              (int64_t)timestamp, headers);
-    if (err != 0) {
-        PyObject *error = refusal(self, err);
-        if (error != NULL) {
-            PyErr_SetObject((PyObject *)Py_TYPE(error), error);
-            Py_DECREF(error);
-        }
-        return NULL;
-    }
+    if (err != 0)
+        return sk_raise(refusal(self, err));
     Py_RETURN_NONE;
 }
 
