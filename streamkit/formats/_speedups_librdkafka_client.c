@@ -202,7 +202,8 @@ sk_topic_handle(SkProducer *self, PyObject *topic)
         return NULL;
     rd_kafka_topic_t *rkt = sk_rdk.topic_new(self->rk, name, NULL);
     if (rkt == NULL) {
-        return sk_raise(sk_producer_error(self, sk_rdk.last_error()));
+        sk_raise(sk_producer_error(self, sk_rdk.last_error()));
+        return NULL;
     }
     PyObject *handle = PyLong_FromVoidPtr(rkt);
     if (handle == NULL || PyDict_SetItem(self->topics, topic, handle) < 0) {
