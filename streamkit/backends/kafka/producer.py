@@ -394,6 +394,5 @@ class KafkaProducer(Producer):
         await self.flush()
         self._closed = True
         if self._collects_failures:
-            # Its threads end now, not whenever the object is collected (confluent-kafka's
-            # Producer has no close(): it goes with its last reference).
+            # Its threads end now, not whenever the object happens to be collected.
             await asyncio.to_thread(self._client.close)
