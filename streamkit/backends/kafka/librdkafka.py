@@ -6,11 +6,14 @@ librdkafka's own work and not also confluent-kafka's argument parsing and a Pyth
 report per message (stdio → Kafka: docs/benchmarks.md). It offers the calls ``KafkaProducer``
 makes of confluent-kafka's ``Producer`` (``produce``, ``poll``, ``flush``, ``list_topics``), with
 failed deliveries collected in C (``failures()``) instead of a Python callback, and
-``produce_messages`` for a whole batch.
+``produce_messages`` (a batch of Messages) and ``produce_spans`` (a relay's lines, no Message
+each: ``stdin_relay``).
 
 confluent-kafka's ``Producer`` is used instead on the pure-Python codec
-(``STREAMKIT_PURE_PYTHON=1``), when the extension finds no usable librdkafka in the process, and
-when the configuration holds a Python object (a callback only confluent-kafka can take).
+(``STREAMKIT_PURE_PYTHON=1``), when the extension finds no usable librdkafka in the process (it
+looks on Linux only), and when the configuration holds a Python object (a callback only
+confluent-kafka can take). The extension module is imported either way, as the Kafka tests run
+this client also under ``STREAMKIT_PURE_PYTHON=1``; only ``ENABLED`` puts it to use.
 """
 
 from __future__ import annotations
