@@ -31,7 +31,6 @@ from streamkit.backends.kafka.config import describe_kafka_error
 from streamkit.backends.kafka.librdkafka import LibrdkafkaClient
 from streamkit.errors import BackendError, UsageError
 from streamkit.formats import codec
-from streamkit.formats.jsonl import loads
 from streamkit.formats.spans import Spans
 from streamkit.message import Message, ReadTime
 
@@ -71,6 +70,8 @@ def json_field_key(payload: bytes, name: str) -> bytes | None:
     together only if the producer wrote them alike. A payload that is not a JSON object has no
     key and goes wherever the partitioner puts keyless records (it is not dropped).
     """
+    from streamkit.formats.jsonl import loads  # orjson: only for --partition-by FIELD
+
     try:
         document = loads(payload)
     except ValueError:
