@@ -10,6 +10,7 @@ policy. The relay's transcoding path is checked against decode → route → enc
 from __future__ import annotations
 
 import struct
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -189,28 +190,65 @@ def test_random_bytes_agree(chunks: list[bytes], policy: str) -> None:
     assert run_decoder(compiled.LineDecoder, chunks, on_invalid=policy) == expected
 
 
-def relay_pure(
-    chunks: list[bytes], policy: str, keep: frozenset[str] | None, out_key: str | None
-) -> tuple[bytes, Any, dict[str, int]]:
-    """What the batch relay writes: decode, keep the consumer's keys and broadcasts, encode
-    message by message (a DataError stops the output at that message); and per key, how many
-    messages the key filter left out (the CLI's note at exit)."""
-    decoder = pure.LineDecoder("in.log", clock=clock, on_invalid=policy, warn=lambda _: None)
-    out = bytearray()
+def routed_pure(
+    chunks: list[bytes],
+    policy: str,
+    keep: frozenset[str] | None,
+    take: Callable[[Message], None],
+    stamp: Callable[[], int] = clock,
+) -> tuple[Any, dict[str, int]]:
+    """The batch relay's reading with the pure codec: decode, ``take`` each message the
+    consumer reads (its keys and broadcasts), until a message or line fails; returns that
+    error's facts (None) and per key how many messages the key filter left out (the CLI's note
+    at exit)."""
+    decoder = pure.LineDecoder("in.log", clock=stamp, on_invalid=policy, warn=lambda _: None)
     left_out: dict[str, int] = {}
     try:
         for chunk in [*chunks, None]:
             messages = decoder.feed(chunk) if chunk is not None else decoder.finish()
             for message, broadcast in zip(messages, decoder.broadcast):
                 if keep is None or broadcast or message.stream_key in keep:
-                    out += pure.encode_lines([message], out_key)
+                    take(message)
                 else:
                     left_out[message.stream_key] = left_out.get(message.stream_key, 0) + 1
             if decoder.error is not None:
                 raise decoder.error
     except DataError as error:
-        return bytes(out), (type(error), str(error)), left_out
-    return bytes(out), None, left_out
+        return (type(error), str(error)), left_out
+    return None, left_out
+
+
+def driven(
+    decoder: compiled.LineDecoder, chunks: list[bytes], feed: Callable[[bytes], None],
+    finish: Callable[[], None],
+) -> tuple[Any, dict[str, int]]:  # fmt: skip
+    """A compiled decoder's relay entry ``feed`` for each chunk, then ``finish``, until an error
+    (its facts, or None); and the key filter's counts."""
+    try:
+        for chunk in chunks:
+            feed(chunk)
+            if decoder.error is not None:
+                raise decoder.error
+        finish()
+        if decoder.error is not None:
+            raise decoder.error
+    except DataError as error:
+        return (type(error), str(error)), decoder.left_out or {}
+    return None, decoder.left_out or {}
+
+
+def relay_pure(
+    chunks: list[bytes], policy: str, keep: frozenset[str] | None, out_key: str | None
+) -> tuple[bytes, Any, dict[str, int]]:
+    """What the batch relay writes: encoded message by message (a DataError stops the output
+    at that message)."""
+    out = bytearray()
+
+    def take(message: Message) -> None:
+        out.extend(pure.encode_lines([message], out_key))
+
+    error, left_out = routed_pure(chunks, policy, keep, take)
+    return bytes(out), error, left_out
 
 
 def relay_compiled(
@@ -218,17 +256,13 @@ def relay_compiled(
 ) -> tuple[bytes, Any, dict[str, int]]:
     decoder = compiled.LineDecoder("in.log", clock=clock, on_invalid=policy, warn=lambda _: None)
     out = bytearray()
-    try:
-        for chunk in chunks:
-            decoder.feed_into(chunk, out, keep, out_key)
-            if decoder.error is not None:
-                raise decoder.error
-        decoder.finish_into(out, keep, out_key)
-        if decoder.error is not None:
-            raise decoder.error
-    except DataError as error:
-        return bytes(out), (type(error), str(error)), decoder.left_out or {}
-    return bytes(out), None, decoder.left_out or {}
+    error, left_out = driven(
+        decoder,
+        chunks,
+        lambda chunk: decoder.feed_into(chunk, out, keep, out_key),
+        lambda: decoder.finish_into(out, keep, out_key),
+    )
+    return bytes(out), error, left_out
 
 
 @settings(max_examples=500, deadline=None)
@@ -252,29 +286,20 @@ def test_transcoding_relay_writes_what_decode_route_encode_writes(
     )
 
 
+def record(message: Message) -> tuple[bytes, int]:
+    """What a Kafka producer takes of a message: its payload and time, -1 for a ``ReadTime``."""
+    read = type(message.timestamp) is ReadTime
+    return message.payload, -1 if read else message.timestamp
+
+
 def records_pure(
     chunks: list[bytes], policy: str, keep: frozenset[str] | None
 ) -> tuple[list[tuple[bytes, int]], Any, dict[str, int]]:
-    """What the batch loop gives a Kafka producer: (payload, time or -1 for a time filled in at
-    reading) of each message the consumer reads, until a line fails; and the key filter's
-    counts."""
-    decoder = pure.LineDecoder("in.log", clock=read_clock, on_invalid=policy, warn=lambda _: None)
+    """What the batch loop gives a Kafka producer: the ``record`` of each message the consumer
+    reads, until a line fails; and the key filter's counts."""
     out: list[tuple[bytes, int]] = []
-    left_out: dict[str, int] = {}
-    try:
-        for chunk in [*chunks, None]:
-            messages = decoder.feed(chunk) if chunk is not None else decoder.finish()
-            for message, broadcast in zip(messages, decoder.broadcast):
-                if keep is None or broadcast or message.stream_key in keep:
-                    read = type(message.timestamp) is ReadTime
-                    out.append((message.payload, -1 if read else message.timestamp))
-                else:
-                    left_out[message.stream_key] = left_out.get(message.stream_key, 0) + 1
-            if decoder.error is not None:
-                raise decoder.error
-    except DataError as error:
-        return out, (type(error), str(error)), left_out
-    return out, None, left_out
+    error, left_out = routed_pure(chunks, policy, keep, lambda m: out.append(record(m)), read_clock)
+    return out, error, left_out
 
 
 def records_spans(
@@ -289,25 +314,19 @@ def records_spans(
     def take(pieces: list[Spans | Message]) -> None:
         for piece in pieces:
             if isinstance(piece, Message):
-                read = type(piece.timestamp) is ReadTime
-                out.append((piece.payload, -1 if read else piece.timestamp))
+                out.append(record(piece))
                 continue
             for at in range(0, len(piece.spans), SPAN_SIZE):
                 start, size, ts = struct.unpack_from("qqq", piece.spans, at)
                 out.append((piece.chunk[start : start + size], ts))
 
-    try:
-        for chunk in chunks:
-            take(decoder.feed_spans(chunk, keep))
-            if decoder.error is not None:
-                raise decoder.error
-        take(decoder.finish_spans(keep))
-        if decoder.error is not None:
-            raise decoder.error
-    except DataError as error:
-        return out, (type(error), str(error)), decoder.left_out or {}
-    assert decoder.relayed == len(out)
-    return out, None, decoder.left_out or {}
+    def feed(chunk: bytes) -> None:
+        take(decoder.feed_spans(chunk, keep))
+
+    error, left_out = driven(decoder, chunks, feed, lambda: take(decoder.finish_spans(keep)))
+    if error is None:
+        assert decoder.relayed == len(out)
+    return out, error, left_out
 
 
 def read_clock() -> int:
