@@ -11,6 +11,8 @@ import subprocess
 import time
 from dataclasses import dataclass
 
+from tests.cli.processes import reaped
+
 __all__ = ["SlowRead", "read_slowly"]
 
 
@@ -40,7 +42,7 @@ def read_slowly(
     at_signal = -1
     sent_at = 0.0
     start = time.monotonic()
-    try:
+    with reaped(proc):
         while True:
             chunk = proc.stdout.read1(4096)
             if not chunk:
@@ -55,10 +57,6 @@ def read_slowly(
                 at_signal, sent_at = count, time.monotonic()
             assert time.monotonic() - start < timeout, "the relay did not finish in time"
         proc.wait(timeout)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
     exited = time.monotonic()
     return SlowRead(
         proc.returncode,

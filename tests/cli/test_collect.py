@@ -17,6 +17,7 @@ from typing import Any
 
 import aiohttp
 
+from tests.cli.processes import reaped
 from tests.servers.kafka_broker import free_port
 from tests.servers.redis_server import RedisServer, _make_certificates
 
@@ -54,15 +55,11 @@ def collector(output: str, *args: str, scheme: str = "http") -> Iterator[Collect
          "--listen", f"127.0.0.1:{port}", "--output", output, *args],
         stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=ENV,
     )  # fmt: skip
-    try:
+    with reaped(proc):
         assert proc.stderr is not None
         first = proc.stderr.readline().decode()
         assert f"listening on {scheme}://127.0.0.1:{port}" in first, first
         yield Collector(proc, f"{scheme}://127.0.0.1:{port}")
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
 
 
 def run(coro: Any, timeout: float = 60) -> Any:

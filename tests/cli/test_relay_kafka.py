@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 
+from tests.cli.processes import reaped, stopped_by
 from tests.cli.slow_reader import read_slowly
 from tests.servers.kafka_broker import KafkaBroker, Kcat, free_port
 
@@ -211,7 +212,7 @@ def test_relay_into_kafka_survives_a_broker_restart(
         stderr=subprocess.PIPE,
     )
     assert proc.stdin is not None
-    try:
+    with reaped(proc):
         proc.stdin.write(b"".join(b"before %d\n" % i for i in range(100)))
         proc.stdin.flush()
         deadline = time.monotonic() + 20
@@ -226,9 +227,6 @@ def test_relay_into_kafka_survives_a_broker_restart(
         proc.stdin.write(b"".join(b"after %d\n" % i for i in range(100)))
         proc.stdin.close()
         assert proc.wait(60) == 0, proc.stderr.read() if proc.stderr else ""
-    finally:
-        if proc.poll() is None:
-            proc.kill()
     got = kcat_read(kcat, kafka_restartable, topic)
     assert got == [f"during {i}" for i in range(100)] + [f"after {i}" for i in range(100)]
 
@@ -244,15 +242,11 @@ def test_sigterm_stops_a_following_relay_after_writing_what_it_read(
         stderr=subprocess.PIPE,
         env={**os.environ, "PYTHONUNBUFFERED": "1"},
     )
-    try:
+    with reaped(proc):
         time.sleep(1.5)  # started and following from the end
         kcat.run(["-b", kafka_broker.address, "-P", "-t", topic], input=b"live 1\nlive 2\n")
         time.sleep(1.0)
-        proc.send_signal(signal.SIGTERM)
-        out, err = proc.communicate(timeout=20)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
+        out, err = stopped_by(proc)
     assert proc.returncode == 143, err
     assert [line.rsplit("] ", 1)[1] for line in out.decode().splitlines()] == ["live 1", "live 2"]
 
@@ -296,15 +290,11 @@ def test_sigterm_flushes_what_a_relay_into_kafka_accepted(
         stderr=subprocess.PIPE,
     )  # fmt: skip
     assert proc.stdin is not None
-    try:
+    with reaped(proc):
         proc.stdin.write(b"".join(b"line %d\n" % i for i in range(500)))
         proc.stdin.flush()
         time.sleep(1.0)  # read and handed to librdkafka; stdin stays open (no EOF)
-        proc.send_signal(signal.SIGTERM)
-        _, err = proc.communicate(timeout=20)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
+        _, err = stopped_by(proc)
     assert proc.returncode == 143, err
     assert kcat_read(kcat, kafka_broker, topic) == [f"line {i}" for i in range(500)]
 
@@ -381,17 +371,13 @@ def test_a_broker_outage_is_one_streamkit_line_not_librdkafka_chatter(
          "--group", broker.topic("g")],
         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
     )  # fmt: skip
-    try:
+    with reaped(proc):
         time.sleep(4.0)  # joined the group, fetching
         broker.stop()
         time.sleep(3.0)  # librdkafka retries (and would log) every few hundred ms
         broker.start()
         time.sleep(1.0)
-        proc.send_signal(signal.SIGTERM)
-        _, err = proc.communicate(timeout=30)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
+        _, err = stopped_by(proc, signal.SIGTERM, 30)
     text = err.decode()
     assert proc.returncode == 143, text
     assert text.count(f"streamkit: kafka broker {broker.address} down") == 1, text

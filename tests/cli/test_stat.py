@@ -11,6 +11,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from tests.cli.processes import reaped, stopped_by
+
 ENV = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
 
 
@@ -141,7 +143,7 @@ def test_watch_sees_growth_and_stops_on_sigterm_with_143(tmp_path: Path) -> None
         [sys.executable, "-m", "streamkit.cli.main", "stat", str(path), "--watch", "100ms"],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=ENV,
     )  # fmt: skip
-    try:
+    with reaped(proc):
         assert proc.stdout is not None
         first = proc.stdout.readline()
         assert first.startswith(f"file://{path} (file) at ".encode())
@@ -151,12 +153,7 @@ def test_watch_sees_growth_and_stops_on_sigterm_with_143(tmp_path: Path) -> None
         while b"stream g: 2 messages" not in seen and time.monotonic() < deadline:
             seen += proc.stdout.readline()
         assert b"stream g: 2 messages" in seen
-        proc.send_signal(signal.SIGTERM)
-        _, err = proc.communicate(timeout=20)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
+        _, err = stopped_by(proc)
     assert proc.returncode == 143, err
     assert err == b""
 
@@ -199,7 +196,7 @@ def test_ctrl_c_stops_a_long_look_at_a_file_with_130_and_no_traceback(tmp_path: 
         [sys.executable, "-m", "streamkit.cli.main", "stat", str(path)],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=ENV,
     )  # fmt: skip
-    try:
+    with reaped(proc):
         # Signal once the scan has the file open: start-up is over, the scan has begun.
         deadline = time.monotonic() + 30
         fds = Path(f"/proc/{proc.pid}/fd")
@@ -210,12 +207,7 @@ def test_ctrl_c_stops_a_long_look_at_a_file_with_130_and_no_traceback(tmp_path: 
             except OSError:  # a descriptor closed while being read
                 pass
             time.sleep(0.005)
-        proc.send_signal(signal.SIGINT)
-        out, err = proc.communicate(timeout=30)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
+        out, err = stopped_by(proc, signal.SIGINT, 30)
     assert proc.returncode == 130, (proc.returncode, err)
     assert b"Traceback" not in err
     assert out == b""  # stopped before its report

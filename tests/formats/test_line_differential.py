@@ -265,14 +265,17 @@ def relay_compiled(
     return bytes(out), error, left_out
 
 
-@settings(max_examples=500, deadline=None)
-@given(
+RELAYED = (
     st.lists(LINES, max_size=30),
     st.lists(st.integers(0, 4000), max_size=3),
     st.sampled_from(["fail", "skip", "raw"]),
     st.sampled_from([None, frozenset({"tick"}), frozenset({"a", "k.1", "broadcast"})]),
-    st.sampled_from([None, "tick", "renamed"]),
 )
+"""A relay's input (lines, where the reads cut it), ``--on-invalid`` and the keys it reads."""
+
+
+@settings(max_examples=500, deadline=None)
+@given(*RELAYED, st.sampled_from([None, "tick", "renamed"]))
 def test_transcoding_relay_writes_what_decode_route_encode_writes(
     lines: list[bytes],
     cuts: list[int],
@@ -334,12 +337,7 @@ def read_clock() -> int:
 
 
 @settings(max_examples=500, deadline=None)
-@given(
-    st.lists(LINES, max_size=30),
-    st.lists(st.integers(0, 4000), max_size=3),
-    st.sampled_from(["fail", "skip", "raw"]),
-    st.sampled_from([None, frozenset({"tick"}), frozenset({"a", "k.1", "broadcast"})]),
-)
+@given(*RELAYED)
 def test_spans_give_the_producer_what_the_batch_loop_gives_it(
     lines: list[bytes], cuts: list[int], policy: str, keep: frozenset[str] | None
 ) -> None:
